@@ -1,0 +1,39 @@
+# The commands the README names; CI calls `make test` through .ci/run.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+REDIS_PORT ?= 6379
+
+.PHONY: install run test lint bench redis-binary redis-up
+
+$(BIN)/jobwire: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/jobwire
+
+# Tests start their own throwaway redis-server; install the binary if it is missing.
+redis-binary:
+	@command -v redis-server >/dev/null || { \
+		echo "redis-server not found: installing it with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+# For `make run`: a local Redis on REDIS_PORT unless one already answers there.
+redis-up: redis-binary
+	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || \
+		redis-server --daemonize yes --port $(REDIS_PORT) --bind 127.0.0.1 --save "" --appendonly no
+
+run: install redis-up
+	$(BIN)/jobwire worker examples.tasks.settings
+
+test: install redis-binary
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check service tests bench examples
+	$(BIN)/mypy
+
+bench: install redis-binary
+	$(BIN)/python bench/bench_redis.py

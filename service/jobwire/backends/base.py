@@ -1,0 +1,149 @@
+"""The backend contract: the storage primitives every queue store provides.
+
+``Queue`` owns validation, defaults and the retry policy; a backend only stores jobs and
+moves them between statuses atomically. Redis, PostgreSQL, SQLite and the network
+clients each implement this class, and the conformance suite holds them to it.
+"""
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
+
+LeaseState = Literal["active", "aborting", "lost"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, as reported by its worker (or by the sweeper).
+
+    Attributes:
+        job_id: The job.
+        lease: The attempt's lease token; a stale token settles nothing.
+        status: ``COMPLETE``, ``FAILED``, ``ABORTED``, or ``QUEUED`` to run it again.
+        result: The return value, for ``COMPLETE``.
+        error: What went wrong, for ``FAILED``/``ABORTED`` (kept on a retry too).
+        delay_s: With ``QUEUED``: seconds before the job may run again.
+        only_if_expired: Settle only if the lease has expired (the sweeper's guard
+            against a worker that renewed in the meantime).
+    """
+
+    job_id: str
+    lease: str
+    status: Status
+    result: Any = None
+    error: ErrorInfo | None = None
+    delay_s: float = 0.0
+    only_if_expired: bool = False
+
+    @classmethod
+    def for_failure(
+        cls, job: Job, error: ErrorInfo, *, retryable: bool = True, **extra: Any
+    ) -> "Outcome":
+        """The retry policy: run the job again if retries are left, else fail it."""
+        assert job.lease is not None, "only a leased job can fail"
+        if retryable and job.can_retry():
+            return cls(
+                job.id, job.lease, Status.QUEUED, error=error, delay_s=job.retry_delay_s(), **extra
+            )
+        return cls(job.id, job.lease, Status.FAILED, error=error, **extra)
+
+
+class Backend(abc.ABC):
+    """Storage for one named queue.
+
+    Args:
+        queue_name: The queue this backend stores.
+        lease_s: Default lease length for jobs with ``heartbeat == 0``.
+    """
+
+    def __init__(self, queue_name: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
+        self.queue_name = queue_name
+        self.lease_s = lease_s
+
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open connections; called lazily before first use."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        """Store new jobs atomically each, in one round trip.
+
+        A job whose id exists already, or whose key belongs to a live job, is not
+        created: its pair holds the existing job and ``False``.
+        """
+
+    @abc.abstractmethod
+    async def get(self, job_id: str) -> Job | None:
+        """The job with that id, or ``None``."""
+
+    @abc.abstractmethod
+    async def list_jobs(self, status: Status | None, limit: int) -> list[Job]:
+        """Up to ``limit`` jobs, optionally of one status."""
+
+    @abc.abstractmethod
+    async def counts(self) -> dict[Status, int]:
+        """Number of jobs in each status."""
+
+    @abc.abstractmethod
+    async def abort(self, job_id: str, error: ErrorInfo) -> Job | None:
+        """Abort a queued/scheduled job at once; mark an active one ``ABORTING``."""
+
+    @abc.abstractmethod
+    async def retry(self, job_id: str) -> Job | None:
+        """Queue a finished job again; ``None`` if there is no such job.
+
+        Raises:
+            InvalidJobState: The job is still live, or its dedup key is taken.
+        """
+
+    @abc.abstractmethod
+    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
+        """Atomically take up to ``max_jobs`` due jobs and mark them active.
+
+        Returns:
+            The leased jobs (each with a fresh ``lease`` token) and the seconds until
+            the next scheduled job is due (``None`` when nothing is scheduled).
+        """
+
+    @abc.abstractmethod
+    async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
+        """Extend the leases of ``(job_id, lease)`` pairs and report each job's state."""
+
+    @abc.abstractmethod
+    async def update(
+        self, job_id: str, lease: str, progress: float | None, meta: dict[str, Any] | None
+    ) -> bool:
+        """Store progress/meta of a running attempt; ``False`` if the lease is stale."""
+
+    @abc.abstractmethod
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Record how attempts ended; ``False`` for each stale lease (nothing changed)."""
+
+    @abc.abstractmethod
+    async def expired(self, limit: int) -> list[Job]:
+        """Active/aborting jobs whose lease has expired (and drop finished jobs past ttl)."""
+
+    @abc.abstractmethod
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when new work may be available, or after ``timeout_s``."""
+
+    @abc.abstractmethod
+    async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
+        """Wait, event-driven, until the job is finished; return it (``None`` if missing).
+
+        Raises:
+            TimeoutError: ``timeout_s`` ran out first.
+        """
+
+    @abc.abstractmethod
+    async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        """Record that a worker is alive, with a little about it."""
+
+    @abc.abstractmethod
+    async def workers(self) -> list[dict[str, Any]]:
+        """Workers seen recently (each with ``id`` and ``seen``)."""

@@ -1,0 +1,32 @@
+-- ARGV: max jobs, lease token prefix, default lease seconds, worker id.
+-- Promotes due scheduled jobs, then pops and activates up to max queued jobs in one
+-- atomic step (no window where a job is popped but not yet active).
+-- Returns: seconds until the next scheduled job ('' if none), then each job's HGETALL.
+local due = redis.call('ZRANGEBYSCORE', prefix .. 'scheduled', '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  redis.call('ZREM', prefix .. 'scheduled', id)
+  local key = job_key(id)
+  if redis.call('EXISTS', key) == 1 then
+    push_queued(id, key)
+  end
+end
+local out = {''}
+local popped = redis.call('ZPOPMIN', prefix .. 'queued', tonumber(ARGV[1]))
+for j = 1, #popped, 2 do
+  local id = popped[j]
+  local key = job_key(id)
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HINCRBY', key, 'attempts', 1)
+    local heartbeat = tonumber(redis.call('HGET', key, 'heartbeat') or '0')
+    local lease_s = heartbeat > 0 and heartbeat or tonumber(ARGV[3])
+    redis.call('HSET', key, 'status', 'active', 'started', stamp(now), 'touched', stamp(now),
+      'lease', ARGV[2] .. '.' .. j, 'worker', ARGV[4])
+    redis.call('ZADD', prefix .. 'active', now + lease_s, id)
+    table.insert(out, redis.call('HGETALL', key))
+  end
+end
+local next_due = redis.call('ZRANGE', prefix .. 'scheduled', 0, 0, 'WITHSCORES')
+if next_due[2] then
+  out[1] = stamp(tonumber(next_due[2]) - now)
+end
+return out

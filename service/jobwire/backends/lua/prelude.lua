@@ -1,0 +1,60 @@
+-- Shared by every script (prepended when loaded). KEYS[1] is the queue's key prefix,
+-- "jobwire:{<queue>}:"; the hash tag keeps all of a queue's keys in one cluster slot.
+local prefix = KEYS[1]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+-- queued score = sequence - priority * 2^40: higher priority first, FIFO within one.
+local PRIORITY_STEP = 1099511627776
+local LIVE = {queued = true, scheduled = true, active = true, aborting = true}
+
+local function job_key(id)
+  return prefix .. 'job:' .. id
+end
+
+local function stamp(t)
+  return string.format('%.6f', t)
+end
+
+local function publish(id, status)
+  redis.call('PUBLISH', prefix .. 'job:' .. id, status)
+end
+
+local function push_queued(id, key)
+  local seq = redis.call('INCR', prefix .. 'seq')
+  local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
+  redis.call('ZADD', prefix .. 'queued', seq - priority * PRIORITY_STEP, id)
+  redis.call('HSET', key, 'status', 'queued', 'queued', stamp(now), 'touched', stamp(now))
+end
+
+local function push_scheduled(id, key, due)
+  redis.call('ZADD', prefix .. 'scheduled', due, id)
+  redis.call('HSET', key, 'status', 'scheduled', 'scheduled', stamp(due), 'touched', stamp(now))
+end
+
+local function release_dedup_key(id, key)
+  local dedup = redis.call('HGET', key, 'key')
+  if dedup and redis.call('HGET', prefix .. 'keys', dedup) == id then
+    redis.call('HDEL', prefix .. 'keys', dedup)
+  end
+end
+
+-- Move a job to a finished status; `fields` are extra hash fields (result, error).
+local function finish(id, key, status, fields)
+  release_dedup_key(id, key)
+  redis.call('SREM', prefix .. 'aborting', id)
+  redis.call('HDEL', key, 'lease')
+  redis.call('HSET', key, 'status', status, 'completed', stamp(now), 'touched', stamp(now))
+  if #fields > 0 then
+    redis.call('HSET', key, unpack(fields))
+  end
+  local ttl = tonumber(redis.call('HGET', key, 'ttl') or '600')
+  if ttl < 0 then
+    redis.call('PEXPIRE', key, 1)
+  elseif ttl > 0 then
+    redis.call('EXPIRE', key, ttl)
+    redis.call('ZADD', prefix .. status, now + ttl, id)
+  else
+    redis.call('ZADD', prefix .. status, '+inf', id)
+  end
+  publish(id, status)
+end

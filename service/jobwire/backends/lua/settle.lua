@@ -1,0 +1,51 @@
+-- ARGV: per outcome: job id, lease token, status, result JSON ('' for none),
+-- error JSON ('' for none), retry delay seconds, only-if-expired ('1'/'0').
+-- Returns 1 per settled outcome, 0 where the lease was stale (nothing changed).
+local out = {}
+local wake = false
+for i = 1, #ARGV, 7 do
+  local id, token, status, result, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local key = job_key(id)
+  local lease, current = unpack(redis.call('HMGET', key, 'lease', 'status'))
+  local owned = lease == token and (current == 'active' or current == 'aborting')
+  if owned and ARGV[i + 6] == '1' then
+    local expires = redis.call('ZSCORE', prefix .. 'active', id)
+    owned = expires ~= false and tonumber(expires) <= now
+  end
+  if owned then
+    redis.call('ZREM', prefix .. 'active', id)
+    if current == 'aborting' and status ~= 'complete' then
+      status, err = 'aborted', ''  -- the abort's own error is already stored
+    end
+    if status == 'queued' then
+      redis.call('HDEL', key, 'lease')
+      if err ~= '' then
+        redis.call('HSET', key, 'error', err)
+      end
+      local delay = tonumber(ARGV[i + 5])
+      if delay > 0 then
+        push_scheduled(id, key, now + delay)
+      else
+        push_queued(id, key)
+      end
+      publish(id, 'queued')
+      wake = true
+    else
+      local fields = {}
+      if result ~= '' then
+        table.insert(fields, 'result')
+        table.insert(fields, result)
+      end
+      if err ~= '' then
+        table.insert(fields, 'error')
+        table.insert(fields, err)
+      end
+      finish(id, key, status, fields)
+    end
+  end
+  table.insert(out, owned and 1 or 0)
+end
+if wake then
+  redis.call('PUBLISH', prefix .. 'wake', '')
+end
+return out

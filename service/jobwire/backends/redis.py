@@ -1,0 +1,350 @@
+"""Redis backend: every multi-key step is one Lua script over hash-tagged keys.
+
+Keys of queue ``q`` (all share the ``{q}`` hash tag, so one Redis Cluster slot):
+
+- ``jobwire:{q}:job:<id>``: hash of one job's fields;
+- ``queued`` (zset, score ``seq - priority * 2**40``), ``scheduled`` (zset, score = due
+  time), ``active`` (zset, score = lease expiry; holds aborting jobs too), ``aborting``
+  (set), ``complete``/``failed``/``aborted`` (zsets, score = ttl expiry);
+- ``keys``: hash of dedup key -> job id; ``seq``: FIFO counter; ``workers`` (zset, score =
+  last seen) and ``workerinfo`` (hash).
+
+Channels: ``jobwire:{q}:wake`` (new work) and ``jobwire:{q}:job:<id>`` (status changes).
+"""
+
+import asyncio
+import contextlib
+import importlib.resources
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from jobwire.backends.base import Backend, LeaseState, Outcome
+from jobwire.backends.redis_codec import decode_job, encode_job, error_json
+from jobwire.errors import InvalidJobState
+from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
+
+logger = logging.getLogger("jobwire.redis")
+
+_SCRIPTS = ("enqueue", "lease", "renew", "update", "settle", "abort", "retry", "expired")
+_ENQUEUE_CHUNK = 500  # jobs per script call: bounds how long one call blocks Redis
+_WORKER_SEEN_S = 60.0
+_FINISHED_INDEXES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
+
+
+def _load_scripts() -> dict[str, str]:
+    folder = importlib.resources.files("jobwire.backends") / "lua"
+    prelude = (folder / "prelude.lua").read_text()
+    return {name: prelude + (folder / f"{name}.lua").read_text() for name in _SCRIPTS}
+
+
+_SOURCES = _load_scripts()
+
+
+class RedisBackend(Backend):
+    """Queue storage on Redis (or Redis Cluster, one slot per queue).
+
+    Args:
+        url: ``redis://`` or ``rediss://`` URL.
+        queue_name: The queue.
+        lease_s: Default lease for jobs with ``heartbeat == 0``.
+    """
+
+    def __init__(self, url: str, queue_name: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
+        super().__init__(queue_name, lease_s=lease_s)
+        self.redis: Redis = Redis.from_url(url)
+        self.prefix = f"jobwire:{{{queue_name}}}:"
+        self._scripts: dict[str, AsyncScript] = {
+            name: self.redis.register_script(source) for name, source in _SOURCES.items()
+        }
+        self._events = _Notifier(self.redis, self.prefix)
+
+    async def connect(self) -> None:
+        await self._events.start()
+
+    async def close(self) -> None:
+        await self._events.stop()
+        await self.redis.aclose()
+
+    async def _run(self, script: str, args: Sequence[Any]) -> Any:
+        return await self._scripts[script](keys=[self.prefix], args=args)
+
+    async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(jobs), _ENQUEUE_CHUNK):
+                args: list[Any] = []
+                for job in jobs[start : start + _ENQUEUE_CHUNK]:
+                    fields = encode_job(job)
+                    args += [job.id, job.key or "", job.scheduled, len(fields), *fields]
+                await self._scripts["enqueue"](keys=[self.prefix], args=args, client=pipe)
+            replies = await pipe.execute()
+        pairs: list[tuple[Job, bool]] = []
+        duplicates: list[tuple[int, str]] = []
+        for reply in replies:
+            stamp = int(reply[0]) + int(reply[1]) / 1e6
+            for i in range(2, len(reply), 2):
+                job = jobs[len(pairs)]
+                if reply[i + 1]:
+                    _mark_enqueued(job, stamp)
+                else:
+                    duplicates.append((len(pairs), reply[i].decode()))
+                pairs.append((job, bool(reply[i + 1])))
+        for index, existing_id in duplicates:
+            existing = await self.get(existing_id)
+            pairs[index] = (existing or jobs[index], False)
+        return pairs
+
+    async def get(self, job_id: str) -> Job | None:
+        fields = await self.redis.hgetall(self.prefix + "job:" + job_id)
+        return decode_job(job_id, self.queue_name, fields) if fields else None
+
+    async def _get_many(self, ids: Sequence[bytes | str]) -> list[Job]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self.prefix + "job:" + _text(job_id))
+            replies = await pipe.execute()
+        return [
+            decode_job(_text(job_id), self.queue_name, fields)
+            for job_id, fields in zip(ids, replies, strict=True)
+            if fields
+        ]
+
+    async def list_jobs(self, status: Status | None, limit: int) -> list[Job]:
+        statuses = [status] if status else list(Status)
+        jobs: list[Job] = []
+        for wanted in statuses:
+            ids = await self._index_ids(wanted, limit - len(jobs))
+            jobs += [job for job in await self._get_many(ids) if job.status == wanted]
+            if len(jobs) >= limit:
+                break
+        return jobs[:limit]
+
+    async def _index_ids(self, status: Status, limit: int) -> list[bytes]:
+        if limit <= 0:
+            return []
+        if status == Status.ABORTING:
+            return sorted(await self.redis.smembers(self.prefix + "aborting"))[:limit]
+        if status in _FINISHED_INDEXES:  # newest first, skipping entries past their ttl
+            return await self.redis.zrevrangebyscore(
+                self.prefix + status, "+inf", time.time(), start=0, num=limit
+            )
+        return await self.redis.zrange(self.prefix + status, 0, limit - 1)
+
+    async def counts(self) -> dict[Status, int]:
+        cutoff = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in ("queued", "scheduled", "active"):
+                pipe.zcard(self.prefix + name)
+            pipe.scard(self.prefix + "aborting")
+            for status in _FINISHED_INDEXES:
+                pipe.zcount(self.prefix + status, cutoff, "+inf")
+            queued, scheduled, active, aborting, complete, failed, aborted = await pipe.execute()
+        return {
+            Status.QUEUED: queued,
+            Status.SCHEDULED: scheduled,
+            Status.ACTIVE: active - aborting,
+            Status.ABORTING: aborting,
+            Status.COMPLETE: complete,
+            Status.FAILED: failed,
+            Status.ABORTED: aborted,
+        }
+
+    async def abort(self, job_id: str, error: ErrorInfo) -> Job | None:
+        fields = await self._run("abort", [job_id, error_json(error)])
+        return decode_job(job_id, self.queue_name, _pairs(fields)) if fields else None
+
+    async def retry(self, job_id: str) -> Job | None:
+        code, fields = await self._run("retry", [job_id])
+        if code == 0:
+            return None
+        job = decode_job(job_id, self.queue_name, _pairs(fields))
+        if code == 2:
+            raise InvalidJobState(f"job {job_id}: another live job holds its key {job.key!r}")
+        if code == 3:
+            raise InvalidJobState(
+                f"job {job_id} is {job.status}; only a finished job can be retried"
+            )
+        return job
+
+    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
+        token = secrets.token_hex(8)
+        reply = await self._run("lease", [max_jobs, token, self.lease_s, worker_id])
+        next_due = float(reply[0]) if reply[0] else None
+        jobs = [self._decode_reply(fields) for fields in reply[1:]]
+        return jobs, next_due
+
+    def _decode_reply(self, flat: list[bytes]) -> Job:
+        fields = _pairs(flat)
+        return decode_job(fields[b"id"].decode(), self.queue_name, fields)
+
+    async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
+        if not leases:
+            return []
+        args: list[Any] = [self.lease_s]
+        for job_id, token in leases:
+            args += [job_id, token]
+        return [state.decode() for state in await self._run("renew", args)]
+
+    async def update(
+        self, job_id: str, lease: str, progress: float | None, meta: dict[str, Any] | None
+    ) -> bool:
+        meta_json = orjson.dumps(meta) if meta is not None else ""
+        progress_text = "" if progress is None else repr(float(progress))
+        return bool(await self._run("update", [job_id, lease, progress_text, meta_json]))
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        args: list[Any] = []
+        for o in outcomes:
+            result = orjson.dumps(o.result) if o.status == Status.COMPLETE else ""
+            error = error_json(o.error) if o.error else ""
+            args += [
+                o.job_id,
+                o.lease,
+                o.status.value,
+                result,
+                error,
+                o.delay_s,
+                "1" if o.only_if_expired else "0",
+            ]
+        return [bool(flag) for flag in await self._run("settle", args)]
+
+    async def expired(self, limit: int) -> list[Job]:
+        return [self._decode_reply(fields) for fields in await self._run("expired", [limit])]
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        await self._events.wait_for_work(timeout_s)
+
+    async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
+        async with asyncio.timeout(timeout_s), self._events.watch(job_id) as changed:
+            while True:
+                job = await self.get(job_id)
+                if job is None or job.finished:
+                    return job
+                await changed.wait()
+                changed.clear()
+
+    async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        seen = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.prefix + "workers", {worker_id: seen})
+            pipe.hset(self.prefix + "workerinfo", worker_id, orjson.dumps(info).decode())
+            pipe.zremrangebyscore(self.prefix + "workers", "-inf", seen - 3600)
+            await pipe.execute()
+
+    async def workers(self) -> list[dict[str, Any]]:
+        seen_ids = await self.redis.zrangebyscore(
+            self.prefix + "workers", time.time() - _WORKER_SEEN_S, "+inf", withscores=True
+        )
+        if not seen_ids:
+            return []
+        infos = await self.redis.hmget(self.prefix + "workerinfo", [i for i, _ in seen_ids])
+        return [
+            {**(orjson.loads(info) if info else {}), "id": worker_id.decode(), "seen": seen}
+            for (worker_id, seen), info in zip(seen_ids, infos, strict=True)
+        ]
+
+
+def _mark_enqueued(job: Job, stamp: float) -> None:
+    job.created = job.queued = job.touched = stamp
+    job.status = Status.SCHEDULED if job.scheduled > stamp else Status.QUEUED
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _Notifier:
+    """One pub/sub connection per backend, fanning messages out to local waiters."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._wake_channel = prefix + "wake"
+        self._job_prefix = prefix + "job:"
+        self._work = asyncio.Event()
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._reader is not None:
+            return
+        self._pubsub = self._redis.pubsub()
+        await self._pubsub.subscribe(self._wake_channel)
+        self._reader = asyncio.create_task(self._read(self._pubsub), name="jobwire-redis-pubsub")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = None
+
+    async def _read(self, pubsub: PubSub) -> None:
+        while True:
+            try:
+                async for message in pubsub.listen():
+                    self._dispatch(message)
+            except (RedisConnectionError, OSError) as exc:
+                logger.warning("pub/sub connection lost (%s); reconnecting", exc)
+                self._wake_everyone()  # a message may have been missed: make waiters re-check
+                await asyncio.sleep(0.5)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if message["type"] != "message":
+            return
+        channel = message["channel"].decode()
+        if channel == self._wake_channel:
+            self._work.set()
+        else:
+            for event in self._watchers.get(channel, ()):
+                event.set()
+
+    def _wake_everyone(self) -> None:
+        self._work.set()
+        for events in self._watchers.values():
+            for event in events:
+                event.set()
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._work.wait()
+        self._work.clear()
+
+    @contextlib.asynccontextmanager
+    async def watch(self, job_id: str) -> Any:
+        """Yield an event set whenever the job's status changes (subscribed first)."""
+        await self.start()
+        assert self._pubsub is not None
+        channel = self._job_prefix + job_id
+        event = asyncio.Event()
+        watchers = self._watchers.setdefault(channel, set())
+        first = not watchers
+        watchers.add(event)
+        if first:
+            await self._pubsub.subscribe(channel)
+        try:
+            yield event
+        finally:
+            watchers.discard(event)
+            if not watchers and self._pubsub is not None:
+                del self._watchers[channel]
+                await self._pubsub.unsubscribe(channel)

@@ -1,0 +1,179 @@
+"""The ``jobwire`` command: run workers, enqueue jobs and inspect queues."""
+
+import argparse
+import asyncio
+import importlib
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from jobwire.queue import Queue
+from jobwire.worker import Worker
+
+DEFAULT_URL = "redis://127.0.0.1:6379"
+_WORKER_OPTIONS = (
+    "functions",
+    "cron_jobs",
+    "concurrency",
+    "startup",
+    "shutdown",
+    "before_process",
+    "after_process",
+    "shutdown_grace_s",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jobwire`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "worker":
+        return _run_workers(args.settings, args.workers, args.burst)
+    return asyncio.run(_client_command(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobwire", description=__doc__)
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("JOBWIRE_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    worker = commands.add_parser("worker", help="run workers from a settings dict")
+    worker.add_argument(
+        "settings", help="dotted path to a settings dict, e.g. examples.tasks.settings"
+    )
+    worker.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+
+    for name, help_text in [
+        ("enqueue", "enqueue a job"),
+        ("status", "show a job"),
+        ("abort", "abort a job"),
+        ("info", "show queue counts"),
+    ]:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--url", default=os.environ.get("JOBWIRE_URL", DEFAULT_URL))
+        sub.add_argument("--queue", default="default")
+        if name == "enqueue":
+            sub.add_argument("function")
+            sub.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments")
+            sub.add_argument(
+                "--wait", type=float, help="wait up to this many seconds for the result"
+            )
+        elif name in ("status", "abort"):
+            sub.add_argument("job_id")
+    return parser
+
+
+async def _client_command(args: argparse.Namespace) -> int:
+    async with Queue.from_url(args.url, name=args.queue) as queue:
+        if args.command == "info":
+            _print(await queue.info())
+            return 0
+        if args.command == "enqueue":
+            job = await queue.enqueue(args.function, **_parse_kwargs(args.kwargs))
+            if job is not None and args.wait is not None:
+                job = await queue.wait(job, timeout=args.wait)
+        elif args.command == "abort":
+            job = await queue.abort(args.job_id)
+        else:
+            job = await queue.job(args.job_id)
+        if job is None:
+            print("no job (duplicate key, or no such id)", file=sys.stderr)
+            return 1
+        _print({f: getattr(job, f) for f in _JOB_FIELDS})
+        return 0
+
+
+_JOB_FIELDS = (
+    "id",
+    "queue",
+    "function",
+    "kwargs",
+    "status",
+    "attempts",
+    "progress",
+    "result",
+    "error",
+    "created",
+    "started",
+    "completed",
+)
+
+
+def _parse_kwargs(text: str) -> dict[str, Any]:
+    kwargs = orjson.loads(text)
+    if not isinstance(kwargs, dict):
+        raise SystemExit("--kwargs must be a JSON object")
+    return kwargs
+
+
+def _print(value: Any) -> None:
+    print(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+def _run_workers(settings_path: str, processes: int, burst: bool) -> int:
+    if processes <= 1:
+        return asyncio.run(_work(settings_path, burst))
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_child, args=(settings_path, burst), name=f"jobwire-worker-{i}")
+        for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+    try:
+        for child in children:
+            child.join()
+    except KeyboardInterrupt:  # the children got the same SIGINT and drain on their own
+        for child in children:
+            child.join()
+    return max((child.exitcode or 0) for child in children)
+
+
+def _child(settings_path: str, burst: bool) -> None:
+    logging.basicConfig(
+        level=logging.getLogger().level or logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    sys.exit(asyncio.run(_work(settings_path, burst)))
+
+
+async def _work(settings_path: str, burst: bool) -> int:
+    settings = load_settings(settings_path)
+    queue = settings["queue"]
+    if isinstance(queue, str):
+        queue = Queue.from_url(queue)
+    options = {name: settings[name] for name in _WORKER_OPTIONS if name in settings}
+    worker = Worker(queue, burst=burst, **options)
+    try:
+        await worker.start()
+    finally:
+        await queue.close()
+    return 0
+
+
+def load_settings(path: str) -> dict[str, Any]:
+    """Import ``package.module.attribute`` and return that settings dict.
+
+    Raises:
+        SystemExit: The path does not name a dict with at least ``queue`` and ``functions``.
+    """
+    module_name, _, attribute = path.rpartition(".")
+    if not module_name:
+        raise SystemExit(f"settings must be a dotted path like 'app.tasks.settings', got {path!r}")
+    sys.path.insert(0, os.getcwd())
+    settings = getattr(importlib.import_module(module_name), attribute, None)
+    if not isinstance(settings, dict) or "queue" not in settings or "functions" not in settings:
+        raise SystemExit(f"{path} must be a dict with at least 'queue' and 'functions'")
+    return settings

@@ -1,0 +1,75 @@
+"""The one exception tree of Jobwire.
+
+Every error carries a stable ``code`` and the HTTP status a network edge answers with,
+so that the REST and gRPC layers translate errors once, in one place.
+"""
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from jobwire.job import Job
+
+
+class JobwireError(Exception):
+    """Base class of every error Jobwire raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+
+
+class JobNotFound(JobwireError):
+    """No job with that id exists (never did, or its ttl ran out)."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class InvalidJobState(JobwireError):
+    """The job is not in a status that allows the requested transition."""
+
+    code = "invalid_state"
+    http_status = 409
+
+
+class StaleLease(JobwireError):
+    """The lease token does not own the job's current attempt.
+
+    The job was re-leased after its worker went silent (or already finished), so the
+    late worker's heartbeat or result is refused rather than overwriting a newer attempt.
+    """
+
+    code = "stale_lease"
+    http_status = 409
+
+
+class JobFailed(JobwireError):
+    """Raised by ``Queue.apply`` when the job ended ``failed``.
+
+    Attributes:
+        job: The finished job; ``job.error`` holds the remote exception.
+    """
+
+    code = "job_failed"
+    http_status = 200
+
+    def __init__(self, job: "Job") -> None:
+        self.job = job
+        error = job.error
+        detail = f"{error.type}: {error.message}" if error else "unknown error"
+        super().__init__(f"job {job.id} ({job.function}) failed: {detail}")
+
+
+class JobAborted(JobwireError):
+    """Raised by ``Queue.apply`` when the job ended ``aborted``.
+
+    Attributes:
+        job: The aborted job; ``job.error`` holds the abort reason.
+    """
+
+    code = "job_aborted"
+    http_status = 200
+
+    def __init__(self, job: "Job") -> None:
+        self.job = job
+        reason = job.error.message if job.error else "aborted"
+        super().__init__(f"job {job.id} ({job.function}) aborted: {reason}")

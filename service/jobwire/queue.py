@@ -1,0 +1,360 @@
+"""``Queue``: the facade applications use to enqueue, inspect and control jobs."""
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from jobwire.backends import backend_from_url
+from jobwire.backends.base import Backend, LeaseState, Outcome
+from jobwire.errors import JobAborted, JobFailed, JobNotFound, StaleLease
+from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
+
+logger = logging.getLogger("jobwire.queue")
+
+
+class Queue:
+    """A named queue over one backend, with per-queue job defaults.
+
+    Args:
+        backend: Where jobs are stored.
+        timeout: Default job timeout in seconds (``None``: no limit).
+        retries: Default retries after the first attempt.
+        ttl: Default seconds a finished job stays readable.
+    """
+
+    def __init__(
+        self, backend: Backend, *, timeout: float | None = None, retries: int = 0, ttl: int = 600
+    ) -> None:
+        self.backend = backend
+        self.defaults = Job("_", timeout=timeout, retries=retries, ttl=ttl)
+        self.defaults.validate()
+        self._connected = False
+        self._connect_lock = asyncio.Lock()
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        name: str = "default",
+        timeout: float | None = None,
+        retries: int = 0,
+        ttl: int = 600,
+        lease_s: float = DEFAULT_LEASE_S,
+    ) -> "Queue":
+        """Open a queue by URL: ``redis://`` or ``rediss://``.
+
+        Args:
+            url: Where the queue lives.
+            name: Queue name; queues with different names are independent.
+            timeout: Default job timeout in seconds (``None``: no limit).
+            retries: Default retries after the first attempt.
+            ttl: Default seconds a finished job stays readable.
+            lease_s: Default lease: seconds a worker may stay silent before its job is
+                reclaimed, for jobs with ``heartbeat == 0``.
+
+        Raises:
+            ValueError: Unsupported URL scheme or bad defaults.
+        """
+        if not name or not isinstance(name, str):
+            raise ValueError("queue name must be a non-empty string")
+        backend = backend_from_url(url, name, lease_s=lease_s)
+        return cls(backend, timeout=timeout, retries=retries, ttl=ttl)
+
+    @property
+    def name(self) -> str:
+        """The queue's name."""
+        return self.backend.queue_name
+
+    @property
+    def lease_s(self) -> float:
+        """Default lease length in seconds."""
+        return self.backend.lease_s
+
+    def __repr__(self) -> str:
+        return f"Queue(name={self.name!r}, backend={type(self.backend).__name__})"
+
+    async def connect(self) -> None:
+        """Connect now (every method also connects on first use)."""
+        if self._connected:
+            return
+        async with self._connect_lock:
+            if not self._connected:
+                await self.backend.connect()
+                self._connected = True
+
+    async def close(self) -> None:
+        """Close the backend's connections."""
+        await self.backend.close()
+        self._connected = False
+
+    async def __aenter__(self) -> "Queue":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def enqueue(
+        self,
+        job_or_function: Job | str,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+        ttl: int | None = None,
+        key: str | None = None,
+        heartbeat: float | None = None,
+        scheduled: float = 0,
+        retry_delay: float = 0.0,
+        retry_backoff: bool | float = False,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> Job | None:
+        """Add a job.
+
+        Args:
+            job_or_function: A function name (with its keyword arguments in ``kwargs``),
+                or a ready ``Job``.
+            timeout: Seconds before the worker cancels the task (queue default if None).
+            retries: Retries after the first attempt (queue default if None).
+            ttl: Seconds the finished job stays readable (queue default if None).
+            key: Deduplication key.
+            heartbeat: Lease length in seconds (queue default ``lease_s`` if None/0).
+            scheduled: Unix time before which the job does not start.
+            retry_delay: Seconds before a retry.
+            retry_backoff: Double the delay at each retry (a number caps it).
+            priority: Higher runs first, -1000..1000.
+            **kwargs: The function's keyword arguments (JSON-serializable).
+
+        Returns:
+            The job, or ``None`` when ``key`` belongs to a queued/scheduled/active job.
+
+        Raises:
+            TypeError: An option or kwarg has the wrong type.
+            ValueError: An option is out of range.
+        """
+        job = self._build(job_or_function, kwargs, dict(
+            timeout=timeout, retries=retries, ttl=ttl, key=key, heartbeat=heartbeat,
+            scheduled=scheduled, retry_delay=retry_delay, retry_backoff=retry_backoff,
+            priority=priority,
+        ))  # fmt: skip
+        [(job, created)] = await self._store([job])
+        return job if created else None
+
+    async def enqueue_many(self, jobs: Iterable[Job]) -> list[Job | None]:
+        """Add many jobs in one round trip.
+
+        Returns:
+            In order, each job, or ``None`` where it was a duplicate.
+        """
+        built = [self._build(job, {}, {}) for job in jobs]
+        return [job if created else None for job, created in await self._store(built)]
+
+    async def apply(
+        self, job_or_function: Job | str, *, wait_timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Enqueue a job, wait for it to finish, and return its result.
+
+        Args:
+            job_or_function: As for ``enqueue``.
+            wait_timeout: Seconds to wait at most (``None``: until it finishes).
+            **kwargs: Job options and the function's keyword arguments, as for ``enqueue``.
+
+        Raises:
+            JobFailed: The job failed; ``exc.job.error`` says why.
+            JobAborted: The job was aborted.
+            TimeoutError: ``wait_timeout`` ran out (the job keeps going).
+        """
+        job = self._build_from_call(job_or_function, kwargs)
+        [(job, _)] = await self._store([job])  # a duplicate key waits on the existing job
+        done = await self.wait(job, timeout=wait_timeout)
+        if done.status == Status.FAILED:
+            raise JobFailed(done)
+        if done.status == Status.ABORTED:
+            raise JobAborted(done)
+        return done.result
+
+    async def wait(self, job_or_id: Job | str, *, timeout: float | None = None) -> Job:
+        """Wait until a job finishes (woken by the store's events, not by polling).
+
+        Raises:
+            JobNotFound: No such job (or it was deleted on finishing: ``ttl=-1``).
+            TimeoutError: ``timeout`` seconds ran out first.
+        """
+        await self.connect()
+        job_id = _job_id(job_or_id)
+        job = await self.backend.wait_finished(job_id, timeout)
+        return self._bind(job, job_id)
+
+    async def job(self, job_id: str) -> Job | None:
+        """The job with that id, or ``None``."""
+        await self.connect()
+        job = await self.backend.get(job_id)
+        return self._bind(job, job_id) if job else None
+
+    async def jobs(self, status: Status | str | None = None, limit: int = 100) -> list[Job]:
+        """Up to ``limit`` jobs, optionally only those in one status."""
+        await self.connect()
+        wanted = Status(status) if status is not None else None
+        return [self._bind(job, job.id) for job in await self.backend.list_jobs(wanted, limit)]
+
+    async def abort(self, job_or_id: Job | str, error: str = "aborted") -> Job:
+        """Abort a job: a queued one at once, an active one as soon as its worker hears.
+
+        Args:
+            job_or_id: The job.
+            error: The reason, stored as ``job.error.message``.
+
+        Raises:
+            JobNotFound: No such job.
+        """
+        await self.connect()
+        job_id = _job_id(job_or_id)
+        job = await self.backend.abort(job_id, ErrorInfo("Aborted", error))
+        logger.info("abort requested for job %s: %s", job_id, error)
+        return self._bind(job, job_id)
+
+    async def retry(self, job_or_id: Job | str) -> Job:
+        """Queue a finished (complete, failed or aborted) job again.
+
+        Raises:
+            JobNotFound: No such job.
+            InvalidJobState: The job is still queued, scheduled or active.
+        """
+        await self.connect()
+        job_id = _job_id(job_or_id)
+        return self._bind(await self.backend.retry(job_id), job_id)
+
+    async def info(self) -> dict[str, Any]:
+        """Counts per status and the workers seen in the last minute."""
+        await self.connect()
+        counts = await self.backend.counts()
+        return {
+            "name": self.name,
+            "counts": {status.value: count for status, count in counts.items()},
+            "scheduled": counts[Status.SCHEDULED],
+            "workers": await self.backend.workers(),
+        }
+
+    async def update(
+        self, job: Job, *, progress: float | None = None, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Store a running job's progress and/or merge keys into its meta.
+
+        Raises:
+            StaleLease: The job's attempt no longer holds the lease.
+        """
+        if progress is not None and not 0 <= progress <= 1:
+            raise ValueError(f"progress must be between 0 and 1, got {progress}")
+        merged = {**job.meta, **meta} if meta is not None else None
+        if job.lease is None or not await self.backend.update(job.id, job.lease, progress, merged):
+            raise StaleLease(f"job {job.id}: this attempt no longer holds the lease")
+        if progress is not None:
+            job.progress = progress
+        if merged is not None:
+            job.meta = merged
+
+    async def sweep(self, limit: int = 100) -> int:
+        """Reclaim jobs whose worker stopped renewing the lease.
+
+        Each is retried if it has retries left, else failed (an aborting one ends
+        aborted). Workers call this periodically.
+
+        Returns:
+            How many jobs were reclaimed.
+        """
+        await self.connect()
+        outcomes = [self._reclaim(job) for job in await self.backend.expired(limit)]
+        settled = await self.backend.settle(outcomes)
+        for outcome, done in zip(outcomes, settled, strict=True):
+            if done:
+                logger.warning("job %s lease expired: now %s", outcome.job_id, outcome.status)
+        return sum(settled)
+
+    def _reclaim(self, job: Job) -> Outcome:
+        assert job.lease is not None
+        if job.status == Status.ABORTING:
+            return Outcome(job.id, job.lease, Status.ABORTED, only_if_expired=True)
+        error = ErrorInfo(
+            "LeaseExpired",
+            f"worker {job.worker} went silent for over {job.lease_s(self.lease_s):g} s",
+        )
+        return Outcome.for_failure(job, error, only_if_expired=True)
+
+    # Worker-side primitives, used by Worker (and by the network service).
+
+    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
+        """Take up to ``max_jobs`` jobs; also the seconds until the next scheduled one."""
+        await self.connect()
+        jobs, next_due_s = await self.backend.lease(worker_id, max_jobs)
+        for job in jobs:
+            job._owner = self
+        return jobs, next_due_s
+
+    async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
+        """Extend ``(job_id, lease)`` leases; each job's state comes back."""
+        return await self.backend.renew(leases)
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Record how attempts ended; ``False`` where the lease was stale."""
+        return await self.backend.settle(outcomes)
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when new work may have arrived, or after ``timeout_s``."""
+        await self.backend.wait_for_work(timeout_s)
+
+    async def _store(self, jobs: list[Job]) -> list[tuple[Job, bool]]:
+        await self.connect()
+        pairs = await self.backend.enqueue(jobs)
+        for job, created in pairs:
+            job._owner = self
+            if created:
+                logger.debug("enqueued %s %s", job.function, job.id)
+        return pairs
+
+    def _build_from_call(self, job_or_function: Job | str, call: dict[str, Any]) -> Job:
+        names = _OPTION_NAMES & call.keys()
+        options = {name: call.pop(name) for name in names}
+        return self._build(job_or_function, call, options)
+
+    def _build(
+        self, job_or_function: Job | str, kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> Job:
+        if isinstance(job_or_function, Job):
+            if kwargs or any(options.get(n) not in (None, _DEFAULTS[n]) for n in options):
+                raise TypeError("pass options and kwargs on the Job itself, not beside it")
+            job = job_or_function
+            job.queue = self.name
+        else:
+            given = {name: value for name, value in options.items() if value is not None}
+            job = Job(
+                job_or_function,
+                kwargs=kwargs,
+                queue=self.name,
+                **{
+                    "timeout": self.defaults.timeout,
+                    "retries": self.defaults.retries,
+                    "ttl": self.defaults.ttl,
+                    **given,
+                },
+            )
+        job.validate()
+        return job
+
+    def _bind(self, job: Job | None, job_id: str) -> Job:
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r} in queue {self.name!r}")
+        job._owner = self
+        return job
+
+
+_DEFAULTS: dict[str, Any] = {
+    "timeout": None, "retries": None, "ttl": None, "key": None, "heartbeat": None,
+    "scheduled": 0, "retry_delay": 0.0, "retry_backoff": False, "priority": 0,
+}  # fmt: skip
+_OPTION_NAMES = frozenset(_DEFAULTS)
+
+
+def _job_id(job_or_id: Job | str) -> str:
+    return job_or_id.id if isinstance(job_or_id, Job) else job_or_id

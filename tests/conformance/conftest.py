@@ -1,0 +1,179 @@
+"""Fixtures shared by the conformance suite.
+
+Every test here runs once per queue implementation listed in ``IMPLEMENTATIONS``; each
+gets a freshly named queue, so tests never see each other's jobs.
+"""
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from jobwire import Job, Queue, Status, Worker
+
+# Implementation name -> name of the fixture that yields its URL. Adding a backend to the
+# conformance suite is one entry here (plus the fixture that provides its URL).
+IMPLEMENTATIONS: dict[str, str] = {
+    "redis": "redis_url",
+}
+
+# Short intervals keep the suite fast; tests override them per worker when needed.
+WORKER_DEFAULTS: dict[str, Any] = {
+    "poll_interval_s": 0.1,
+    "sweep_interval_s": 0.2,
+    "shutdown_grace_s": 1,
+    "handle_signals": False,
+}
+
+QUEUE_LEASE_S = 2.0
+WORKER_EXIT_TIMEOUT_S = 10.0
+
+Predicate = Callable[[], Any]
+
+
+def unique_queue_name() -> str:
+    """A queue name no other test uses."""
+    return f"t-{uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=list(IMPLEMENTATIONS))
+def queue_url(request: pytest.FixtureRequest) -> str:
+    """URL of the queue implementation under test."""
+    return str(request.getfixturevalue(IMPLEMENTATIONS[request.param]))
+
+
+@pytest.fixture
+async def queue(queue_url: str) -> AsyncIterator[Queue]:
+    """A queue with a unique name and a 2 s default lease, closed after the test."""
+    q = Queue.from_url(queue_url, name=unique_queue_name(), lease_s=QUEUE_LEASE_S)
+    try:
+        yield q
+    finally:
+        await q.close()
+
+
+@pytest.fixture
+async def make_queue(queue_url: str) -> AsyncIterator[Callable[..., Queue]]:
+    """Factory for extra Queue objects (closed after the test).
+
+    Call it as ``make_queue(name=None, **options)``; a ``None`` name means a fresh
+    unique queue, while passing ``queue.name`` gives a second handle on the same queue
+    (as a second process would have).
+    """
+    made: list[Queue] = []
+
+    def factory(name: str | None = None, **options: Any) -> Queue:
+        options.setdefault("lease_s", QUEUE_LEASE_S)
+        q = Queue.from_url(queue_url, name=name or unique_queue_name(), **options)
+        made.append(q)
+        return q
+
+    try:
+        yield factory
+    finally:
+        for q in made:
+            await q.close()
+
+
+@pytest.fixture
+async def running_worker() -> AsyncIterator[
+    Callable[..., contextlib.AbstractAsyncContextManager[Worker]]
+]:
+    """Factory of async context managers that run a Worker in the background.
+
+    Usage: ``async with running_worker(queue, [task], concurrency=2) as worker: ...``.
+    The worker uses short poll/sweep intervals and no signal handlers unless overridden.
+    On exit it is stopped and its ``start()`` task awaited, so a crashed worker fails
+    the test.
+    """
+    tasks: list[asyncio.Task[None]] = []
+    workers: list[Worker] = []
+
+    @contextlib.asynccontextmanager
+    async def run(
+        queue: Queue, functions: Iterable[Any] = (), **options: Any
+    ) -> AsyncIterator[Worker]:
+        worker = Worker(queue, functions=list(functions), **{**WORKER_DEFAULTS, **options})
+        task = asyncio.create_task(worker.start())
+        workers.append(worker)
+        tasks.append(task)
+        try:
+            yield worker
+        finally:
+            await worker.stop()
+            await asyncio.wait_for(task, timeout=WORKER_EXIT_TIMEOUT_S)
+
+    try:
+        yield run
+    finally:
+        for worker, task in zip(workers, tasks, strict=True):
+            if not task.done():
+                await worker.stop()
+                await asyncio.wait_for(task, timeout=WORKER_EXIT_TIMEOUT_S)
+
+
+async def _eventually(
+    predicate: Predicate, timeout: float = 5.0, interval: float = 0.02, message: str = ""
+) -> Any:
+    """Poll ``predicate`` (sync, or returning an awaitable) until it gives a truthy value.
+
+    Returns:
+        The first truthy value.
+
+    Raises:
+        AssertionError: The deadline passed; the message includes the last value.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"condition not met within {timeout} s (last value: {value!r}) {message}"
+            )
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[Any]]:
+    """The polling helper: ``await eventually(predicate, timeout=5)``."""
+    return _eventually
+
+
+async def _wait_status(
+    queue: Queue, job: Job | str, *statuses: Status, timeout: float = 5.0
+) -> Job:
+    """Poll ``queue.job()`` until the job has one of ``statuses``; return it.
+
+    Raises:
+        AssertionError: The job did not reach any of the statuses in time.
+    """
+    job_id = job if isinstance(job, str) else job.id
+    last: list[Job | None] = [None]
+
+    async def reached() -> Job | None:
+        last[0] = await queue.job(job_id)
+        return last[0] if last[0] is not None and last[0].status in statuses else None
+
+    try:
+        return await _eventually(reached, timeout=timeout)  # type: ignore[no-any-return]
+    except AssertionError:
+        current = last[0].status if last[0] is not None else None
+        raise AssertionError(
+            f"job {job_id} did not reach {[str(s) for s in statuses]} within {timeout} s; "
+            f"last status: {current}"
+        ) from None
+
+
+@pytest.fixture
+def wait_status() -> Callable[..., Awaitable[Job]]:
+    """The status helper: ``await wait_status(queue, job, Status.ACTIVE, timeout=5)``."""
+    return _wait_status
