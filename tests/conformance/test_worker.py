@@ -18,6 +18,7 @@ async def test_ctx_holds_queue_job_worker_and_startup_state(
     async def inspect_ctx(ctx: dict[str, Any], *, tag: str) -> str:
         seen.update(ctx)
         seen["tag"] = tag
+        seen["status_while_running"] = ctx["job"].status
         return "inspected"
 
     async with running_worker(queue, [inspect_ctx], startup=startup) as worker:
@@ -30,7 +31,7 @@ async def test_ctx_holds_queue_job_worker_and_startup_state(
     assert seen["job"].id == job.id
     assert seen["job"].function == "inspect_ctx"
     assert seen["job"].attempts == 1
-    assert seen["job"].status is Status.ACTIVE
+    assert seen["status_while_running"] is Status.ACTIVE
     assert seen["db"] == "connection"
     assert seen["tag"] == "t1"
 
