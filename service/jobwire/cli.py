@@ -177,3 +177,7 @@ def load_settings(path: str) -> dict[str, Any]:
     if not isinstance(settings, dict) or "queue" not in settings or "functions" not in settings:
         raise SystemExit(f"{path} must be a dict with at least 'queue' and 'functions'")
     return settings
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -304,8 +304,10 @@ class _Notifier:
                     self._dispatch(message)
             except (RedisConnectionError, OSError) as exc:
                 logger.warning("pub/sub connection lost (%s); reconnecting", exc)
-                self._wake_everyone()  # a message may have been missed: make waiters re-check
                 await asyncio.sleep(0.5)
+                with contextlib.suppress(RedisConnectionError, OSError):
+                    await pubsub.connect()  # re-subscribes to every channel
+                self._wake_everyone()  # messages may have been missed: make waiters re-check
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message["type"] != "message":
