@@ -1,5 +1,6 @@
 """Session-wide fixtures: a throwaway Redis server for the whole test run."""
 
+import itertools
 import os
 import shutil
 import socket
@@ -75,15 +76,15 @@ def redis_url() -> Iterator[str]:
         port = _free_port()
         log_path = os.path.join(tmp, "redis.log")
         with open(log_path, "wb") as log:
+            options = {
+                "--save": "",
+                "--appendonly": "no",
+                "--bind": "127.0.0.1",
+                "--port": str(port),
+                "--dir": tmp,
+            }
             proc = subprocess.Popen(
-                [
-                    binary,
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--bind", "127.0.0.1",
-                    "--port", str(port),
-                    "--dir", tmp,
-                ],
+                [binary, *itertools.chain.from_iterable(options.items())],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 PRIORITY_MIN, PRIORITY_MAX = -1000, 1000
 DEFAULT_LEASE_S = 30.0
+DEFAULT_TTL_S = 600  # also the Lua scripts' default for an absent ttl field
 
 
 class Status(enum.StrEnum):
@@ -108,7 +109,7 @@ class Job:
     heartbeat: float = 0
     retries: int = 0
     attempts: int = 0
-    ttl: int = 600
+    ttl: int = DEFAULT_TTL_S
     scheduled: float = 0
     retry_delay: float = 0.0
     retry_backoff: bool | float = False

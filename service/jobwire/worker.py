@@ -150,15 +150,20 @@ class Worker:
     async def stop(self) -> None:
         """Stop gracefully: take no more jobs, let running ones finish within the grace
         period, then cancel and requeue the rest. Safe to call more than once."""
-        self._stopping.set()
+        self._request_stop()
         if self._started:
             await self._stopped.wait()
+
+    def _request_stop(self) -> None:
+        self._stopping.set()
+        self._slot_free.set()  # interrupt the lease loop's waits
+        self.queue.backend.interrupt_wait()
 
     async def _lease_loop(self) -> None:
         while not self._stopping.is_set():
             free = self.concurrency - len(self._running)
             if free <= 0:
-                await self._until_stopping(self._slot_free.wait(), None)
+                await self._slot_free.wait()
                 self._slot_free.clear()
                 continue
             jobs, next_due_s = await self._lease(free)
@@ -174,7 +179,7 @@ class Worker:
                 if next_due_s is None
                 else min(next_due_s, self.poll_interval_s)
             )
-            await self._until_stopping(self.queue.wait_for_work(max(idle_s, 0.0)), idle_s)
+            await self.queue.wait_for_work(max(idle_s, 0.0))
 
     async def _lease(self, max_jobs: int) -> tuple[list[Job], float | None]:
         try:
@@ -183,12 +188,6 @@ class Worker:
             logger.exception("leasing jobs failed; retrying in %s s", self.poll_interval_s)
             await asyncio.sleep(self.poll_interval_s)
             return [], None
-
-    async def _until_stopping(self, waiting: Awaitable[Any], timeout_s: float | None) -> None:
-        """Await ``waiting`` but return early when a stop is requested."""
-        tasks = {asyncio.ensure_future(waiting), asyncio.ensure_future(self._stopping.wait())}
-        await asyncio.wait(tasks, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        await _cancel_all(tasks)
 
     def _start_attempt(self, job: Job) -> None:
         attempt = _Attempt(job)
@@ -363,7 +362,7 @@ class Worker:
 
     def _on_signal(self, sig: signal.Signals) -> None:
         logger.info("worker %s got %s: stopping gracefully", self.id, sig.name)
-        self._stopping.set()
+        self._request_stop()
 
     def _describe(self) -> dict[str, Any]:
         return {

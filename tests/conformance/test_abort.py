@@ -92,9 +92,7 @@ async def test_abort_active_job_is_aborting_until_worker_hears(queue: Queue) -> 
     assert await queue.renew([(leased.id, leased.lease)]) == ["aborting"]
 
 
-async def test_abort_finished_job_leaves_it_unchanged(
-    queue: Queue, running_worker: Any
-) -> None:
+async def test_abort_finished_job_leaves_it_unchanged(queue: Queue, running_worker: Any) -> None:
     async def task(ctx: dict[str, Any]) -> str:
         return "result"
 

@@ -60,9 +60,7 @@ async def test_apply_raises_job_failed_with_the_remote_error(
     assert "ZeroDivisionError" in str(caught.value)
 
 
-async def test_apply_raises_job_aborted(
-    queue: Queue, running_worker: Any, eventually: Any
-) -> None:
+async def test_apply_raises_job_aborted(queue: Queue, running_worker: Any, eventually: Any) -> None:
     async with running_worker(queue, FUNCTIONS):
         applying = asyncio.create_task(queue.apply("nap", seconds=30, wait_timeout=10))
         [active] = await eventually(lambda: queue.jobs(status=Status.ACTIVE))
@@ -75,9 +73,7 @@ async def test_apply_raises_job_aborted(
     assert caught.value.job.error.message == "enough"
 
 
-async def test_apply_wait_timeout_raises_timeout_error(
-    queue: Queue, running_worker: Any
-) -> None:
+async def test_apply_wait_timeout_raises_timeout_error(queue: Queue, running_worker: Any) -> None:
     async with running_worker(queue, FUNCTIONS, shutdown_grace_s=0.1):
         t0 = time.monotonic()
         with pytest.raises(TimeoutError):
@@ -110,9 +106,7 @@ async def test_wait_by_id_returns_the_finished_job(queue: Queue, running_worker:
     assert done.completed >= done.started
 
 
-async def test_wait_returns_promptly_after_completion(
-    queue: Queue, running_worker: Any
-) -> None:
+async def test_wait_returns_promptly_after_completion(queue: Queue, running_worker: Any) -> None:
     async with running_worker(queue, FUNCTIONS):
         job = await queue.enqueue("nap", seconds=0.5)
         assert job is not None

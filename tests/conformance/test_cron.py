@@ -27,8 +27,9 @@ async def test_two_workers_run_each_tick_exactly_once(
     other_handle = make_queue(name=queue.name)  # as a second process would have
     async with (
         running_worker(queue, cron_jobs=[cron], id="worker-a"),
-        running_worker(other_handle, cron_jobs=[CronJob(cron_tick, cron="* * * * * */1")],
-                       id="worker-b"),
+        running_worker(
+            other_handle, cron_jobs=[CronJob(cron_tick, cron="* * * * * */1")], id="worker-b"
+        ),
     ):
         await asyncio.sleep(3.5)
     ids = [job_id for job_id, _, _ in RECORDED.pop(queue.name, [])]

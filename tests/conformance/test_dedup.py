@@ -59,9 +59,7 @@ async def test_same_key_while_active_returns_none(
         assert (await queue.wait(again, timeout=5)).result == "done"
 
 
-async def test_key_is_freed_by_failure_and_abort(
-    queue: Queue, running_worker: Any
-) -> None:
+async def test_key_is_freed_by_failure_and_abort(queue: Queue, running_worker: Any) -> None:
     async def boom(ctx: dict[str, Any]) -> None:
         raise RuntimeError("nope")
 

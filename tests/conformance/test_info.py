@@ -24,8 +24,8 @@ async def test_info_counts_every_status(queue: Queue, running_worker: Any) -> No
         raise ValueError("bad")
 
     async with running_worker(queue, [ok, bad]):
-        for job in [await queue.enqueue("ok"), await queue.enqueue("ok"),
-                    await queue.enqueue("bad")]:  # fmt: skip
+        for function in ("ok", "ok", "bad"):
+            job = await queue.enqueue(function)
             assert job is not None
             await queue.wait(job, timeout=5)
 
@@ -54,7 +54,9 @@ async def test_info_counts_every_status(queue: Queue, running_worker: Any) -> No
     }
 
 
-async def test_info_lists_running_workers(queue: Queue, running_worker: Any, eventually: Any) -> None:
+async def test_info_lists_running_workers(
+    queue: Queue, running_worker: Any, eventually: Any
+) -> None:
     async with running_worker(queue, [], id="worker-under-test") as worker:
         assert worker.id == "worker-under-test"
         workers = await eventually(lambda: _worker_entries(queue))

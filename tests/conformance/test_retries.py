@@ -1,6 +1,7 @@
 """Retries, retry delays with backoff, and manual ``queue.retry``."""
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -127,14 +128,15 @@ async def _attempt_gaps(
     assert done.status is Status.FAILED
     assert done.attempts == attempts
     assert len(starts) == attempts
-    return [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(starts)]
 
 
 async def test_retry_backoff_doubles_with_jitter(queue: Queue, running_worker: Any) -> None:
-    # delay_n = 0.4 * 2**(n-1), jittered into [delay_n / 2, delay_n].
-    gaps = await _attempt_gaps(queue, running_worker, 3, retry_delay=0.4, retry_backoff=True)
-    assert 0.2 <= gaps[0] <= 0.4 + SCHEDULING_SLACK_S, gaps
-    assert 0.4 <= gaps[1] <= 0.8 + SCHEDULING_SLACK_S, gaps
+    # delay_n = 0.3 * 2**(n-1), jittered into [delay_n / 2, delay_n].
+    gaps = await _attempt_gaps(queue, running_worker, 4, retry_delay=0.3, retry_backoff=True)
+    assert 0.15 <= gaps[0] <= 0.3 + SCHEDULING_SLACK_S, gaps
+    assert 0.3 <= gaps[1] <= 0.6 + SCHEDULING_SLACK_S, gaps
+    assert 0.6 <= gaps[2] <= 1.2 + SCHEDULING_SLACK_S, gaps
 
 
 async def test_numeric_retry_backoff_caps_the_delay(queue: Queue, running_worker: Any) -> None:

@@ -22,7 +22,8 @@ async def test_scheduled_job_waits_then_starts_promptly(
         starts.append(time.time())
         return "ran"
 
-    async with running_worker(queue, [task], poll_interval_s=0.5):
+    # A long poll interval: the worker must wake for the due time, not stumble on it.
+    async with running_worker(queue, [task], poll_interval_s=2.0):
         # Let the worker go idle so the test measures wake-up, not start-up.
         await asyncio.sleep(0.3)
         due = time.time() + 0.5

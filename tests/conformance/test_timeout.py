@@ -36,9 +36,7 @@ async def test_timeout_cancels_the_task_and_fails_the_job(
     assert 0.25 <= done.completed - done.started <= 1.5
 
 
-async def test_timeout_is_retried_when_retries_are_left(
-    queue: Queue, running_worker: Any
-) -> None:
+async def test_timeout_is_retried_when_retries_are_left(queue: Queue, running_worker: Any) -> None:
     calls: list[int] = []
 
     async def slow(ctx: dict[str, Any]) -> None:

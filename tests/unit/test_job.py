@@ -180,7 +180,13 @@ def test_finished_property(status: Status, finished: bool) -> None:
 
 def test_status_values_are_lowercase_strings() -> None:
     assert {str(s) for s in Status} == {
-        "queued", "scheduled", "active", "aborting", "aborted", "failed", "complete",
+        "queued",
+        "scheduled",
+        "active",
+        "aborting",
+        "aborted",
+        "failed",
+        "complete",
     }
 
 

@@ -133,6 +133,10 @@ class Backend(abc.ABC):
         """Return when new work may be available, or after ``timeout_s``."""
 
     @abc.abstractmethod
+    def interrupt_wait(self) -> None:
+        """Make a pending (or the next) ``wait_for_work`` in this process return now."""
+
+    @abc.abstractmethod
     async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
         """Wait, event-driven, until the job is finished; return it (``None`` if missing).
 

@@ -9,7 +9,7 @@ Keys of queue ``q`` (all share the ``{q}`` hash tag, so one Redis Cluster slot):
 - ``keys``: hash of dedup key -> job id; ``seq``: FIFO counter; ``workers`` (zset, score =
   last seen) and ``workerinfo`` (hash).
 
-Channels: ``jobwire:{q}:wake`` (new work) and ``jobwire:{q}:job:<id>`` (status changes).
+Channels: ``jobwire:{q}:wake`` (new work) and ``jobwire:{q}:events`` (a job changed; payload: its id).
 """
 
 import asyncio
@@ -18,7 +18,7 @@ import importlib.resources
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -78,14 +78,16 @@ class RedisBackend(Backend):
         return await self._scripts[script](keys=[self.prefix], args=args)
 
     async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(jobs), _ENQUEUE_CHUNK):
-                args: list[Any] = []
-                for job in jobs[start : start + _ENQUEUE_CHUNK]:
-                    fields = encode_job(job)
-                    args += [job.id, job.key or "", job.scheduled, len(fields), *fields]
-                await self._scripts["enqueue"](keys=[self.prefix], args=args, client=pipe)
-            replies = await pipe.execute()
+        chunks = [
+            _enqueue_args(jobs[i : i + _ENQUEUE_CHUNK]) for i in range(0, len(jobs), _ENQUEUE_CHUNK)
+        ]
+        if len(chunks) == 1:  # a pipeline would add a SCRIPT EXISTS round trip
+            replies = [await self._run("enqueue", chunks[0])]
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for args in chunks:
+                    await self._scripts["enqueue"](keys=[self.prefix], args=args, client=pipe)
+                replies = await pipe.execute()
         pairs: list[tuple[Job, bool]] = []
         duplicates: list[tuple[int, str]] = []
         for reply in replies:
@@ -224,6 +226,9 @@ class RedisBackend(Backend):
     async def wait_for_work(self, timeout_s: float) -> None:
         await self._events.wait_for_work(timeout_s)
 
+    def interrupt_wait(self) -> None:
+        self._events.work.set()
+
     async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
         async with asyncio.timeout(timeout_s), self._events.watch(job_id) as changed:
             while True:
@@ -254,6 +259,14 @@ class RedisBackend(Backend):
         ]
 
 
+def _enqueue_args(jobs: Sequence[Job]) -> list[Any]:
+    args: list[Any] = []
+    for job in jobs:
+        fields = encode_job(job)
+        args += [job.id, job.key or "", job.scheduled, len(fields), *fields]
+    return args
+
+
 def _mark_enqueued(job: Job, stamp: float) -> None:
     job.created = job.queued = job.touched = stamp
     job.status = Status.SCHEDULED if job.scheduled > stamp else Status.QUEUED
@@ -268,24 +281,36 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class _Notifier:
-    """One pub/sub connection per backend, fanning messages out to local waiters."""
+class _Subscription:
+    """One pub/sub connection on one channel, read by its own task.
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    Only the reader task touches the connection (it is subscribed before the task
+    starts), so a dropped connection is re-established by redis-py in one place.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        channel: str,
+        on_message: Callable[[bytes], None],
+        on_subscribed: Callable[[], None],
+    ) -> None:
         self._redis = redis
-        self._wake_channel = prefix + "wake"
-        self._job_prefix = prefix + "job:"
-        self._work = asyncio.Event()
-        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._channel = channel
+        self._on_message = on_message
+        self._on_subscribed = on_subscribed
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        if self._reader is not None:
-            return
-        self._pubsub = self._redis.pubsub()
-        await self._pubsub.subscribe(self._wake_channel)
-        self._reader = asyncio.create_task(self._read(self._pubsub), name="jobwire-redis-pubsub")
+        async with self._lock:
+            if self._reader is None:
+                self._pubsub = self._redis.pubsub()
+                await self._pubsub.subscribe(self._channel)
+                self._reader = asyncio.create_task(
+                    self._read(self._pubsub), name=f"jobwire-sub-{self._channel}"
+                )
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -301,26 +326,45 @@ class _Notifier:
         while True:
             try:
                 async for message in pubsub.listen():
-                    self._dispatch(message)
+                    if message["type"] == "message":
+                        self._on_message(message["data"])
+                    elif message["type"] == "subscribe":
+                        # (Re-)subscribed: whatever was published meanwhile was missed.
+                        self._on_subscribed()
             except (RedisConnectionError, OSError) as exc:
-                logger.warning("pub/sub connection lost (%s); reconnecting", exc)
-                await asyncio.sleep(0.5)
-                with contextlib.suppress(RedisConnectionError, OSError):
-                    await pubsub.connect()  # re-subscribes to every channel
-                self._wake_everyone()  # messages may have been missed: make waiters re-check
+                logger.warning("pub/sub on %s lost (%s); reconnecting", self._channel, exc)
+                await asyncio.sleep(0.5)  # listen() reconnects and re-subscribes
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        if message["type"] != "message":
-            return
-        channel = message["channel"].decode()
-        if channel == self._wake_channel:
-            self._work.set()
-        else:
-            for event in self._watchers.get(channel, ()):
-                event.set()
 
-    def _wake_everyone(self) -> None:
-        self._work.set()
+class _Notifier:
+    """Fans the queue's two channels out to local waiters.
+
+    ``wake`` (new work) is subscribed on connect; ``events`` (a job changed; the
+    payload is its id) only once this process waits on a job, so workers that never
+    wait don't receive every job's events.
+    """
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.work = asyncio.Event()
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._wake = _Subscription(redis, prefix + "wake", self._on_wake, self.work.set)
+        self._events = _Subscription(redis, prefix + "events", self._on_event, self._wake_watchers)
+
+    async def start(self) -> None:
+        await self._wake.start()
+
+    async def stop(self) -> None:
+        await self._wake.stop()
+        await self._events.stop()
+
+    def _on_wake(self, _: bytes) -> None:
+        self.work.set()
+
+    def _on_event(self, job_id: bytes) -> None:
+        for event in self._watchers.get(job_id.decode(), ()):
+            event.set()
+
+    def _wake_watchers(self) -> None:
         for events in self._watchers.values():
             for event in events:
                 event.set()
@@ -328,25 +372,19 @@ class _Notifier:
     async def wait_for_work(self, timeout_s: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
-                await self._work.wait()
-        self._work.clear()
+                await self.work.wait()
+        self.work.clear()
 
     @contextlib.asynccontextmanager
-    async def watch(self, job_id: str) -> Any:
-        """Yield an event set whenever the job's status changes (subscribed first)."""
-        await self.start()
-        assert self._pubsub is not None
-        channel = self._job_prefix + job_id
+    async def watch(self, job_id: str) -> AsyncIterator[asyncio.Event]:
+        """Yield an event that is set whenever the job changes (listening already)."""
+        await self._events.start()
         event = asyncio.Event()
-        watchers = self._watchers.setdefault(channel, set())
-        first = not watchers
-        watchers.add(event)
-        if first:
-            await self._pubsub.subscribe(channel)
+        self._watchers.setdefault(job_id, set()).add(event)
         try:
             yield event
         finally:
+            watchers = self._watchers[job_id]
             watchers.discard(event)
-            if not watchers and self._pubsub is not None:
-                del self._watchers[channel]
-                await self._pubsub.unsubscribe(channel)
+            if not watchers:
+                del self._watchers[job_id]

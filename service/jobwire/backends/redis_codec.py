@@ -4,30 +4,36 @@ from typing import Any
 
 import orjson
 
+from jobwire.job import DEFAULT_TTL_S as _DEFAULT_TTL
 from jobwire.job import ErrorInfo, Job, Status
 
 
 def encode_job(job: Job) -> list[Any]:
-    """The hash fields set when a job is first stored (status and times come from Redis)."""
-    fields: list[Any] = [
-        "id", job.id,
-        "function", job.function,
-        "kwargs", orjson.dumps(job.kwargs),
-        "priority", job.priority,
-        "heartbeat", job.heartbeat,
-        "retries", job.retries,
-        "attempts", job.attempts,
-        "ttl", job.ttl,
-        "scheduled", job.scheduled,
-        "retry_delay", job.retry_delay,
-        "retry_backoff", orjson.dumps(job.retry_backoff),
-        "progress", job.progress,
-        "meta", orjson.dumps(job.meta),
-    ]  # fmt: skip
-    if job.key is not None:
-        fields += ["key", job.key]
-    if job.timeout is not None:
-        fields += ["timeout", job.timeout]
+    """The hash fields set when a job is first stored (status and times come from Redis).
+
+    Fields equal to their default are left out (fewer arguments to pack and send on the
+    enqueue hot path); ``decode_job`` and the Lua scripts fill the defaults back in.
+    """
+    fields: list[Any] = ["id", job.id, "function", job.function, "kwargs", orjson.dumps(job.kwargs)]
+    for name, value in (
+        ("key", job.key),
+        ("timeout", job.timeout),
+        ("priority", job.priority),
+        ("heartbeat", job.heartbeat),
+        ("retries", job.retries),
+        ("attempts", job.attempts),
+        ("scheduled", job.scheduled),
+        ("retry_delay", job.retry_delay),
+        ("progress", job.progress),
+    ):
+        if value:
+            fields += [name, value]
+    if job.ttl != _DEFAULT_TTL:
+        fields += ["ttl", job.ttl]
+    if job.retry_backoff is not False:
+        fields += ["retry_backoff", orjson.dumps(job.retry_backoff)]
+    if job.meta:
+        fields += ["meta", orjson.dumps(job.meta)]
     return fields
 
 
@@ -39,10 +45,15 @@ def error_json(error: ErrorInfo) -> bytes:
 
 
 def decode_job(job_id: str, queue: str, fields: dict[bytes, bytes]) -> Job:
-    """Build a ``Job`` from its hash fields."""
+    """Build a ``Job`` from its hash fields (absent fields take their defaults)."""
     get = fields.get
     timeout, key, result, error = get(b"timeout"), get(b"key"), get(b"result"), get(b"error")
-    worker, lease = get(b"worker"), get(b"lease")
+    worker, lease, backoff, meta = (
+        get(b"worker"),
+        get(b"lease"),
+        get(b"retry_backoff"),
+        get(b"meta"),
+    )
     return Job(
         function=fields[b"function"].decode(),
         kwargs=orjson.loads(fields[b"kwargs"]),
@@ -50,17 +61,17 @@ def decode_job(job_id: str, queue: str, fields: dict[bytes, bytes]) -> Job:
         id=job_id,
         key=key.decode() if key is not None else None,
         status=Status(fields[b"status"].decode()),
-        priority=int(fields[b"priority"]),
+        priority=int(get(b"priority", 0)),
         timeout=float(timeout) if timeout is not None else None,
-        heartbeat=float(fields[b"heartbeat"]),
-        retries=int(fields[b"retries"]),
-        attempts=int(fields[b"attempts"]),
-        ttl=int(fields[b"ttl"]),
-        scheduled=float(fields[b"scheduled"]),
-        retry_delay=float(fields[b"retry_delay"]),
-        retry_backoff=orjson.loads(fields[b"retry_backoff"]),
-        progress=float(fields[b"progress"]),
-        meta=orjson.loads(fields[b"meta"]),
+        heartbeat=float(get(b"heartbeat", 0)),
+        retries=int(get(b"retries", 0)),
+        attempts=int(get(b"attempts", 0)),
+        ttl=int(get(b"ttl", _DEFAULT_TTL)),
+        scheduled=float(get(b"scheduled", 0)),
+        retry_delay=float(get(b"retry_delay", 0)),
+        retry_backoff=orjson.loads(backoff) if backoff is not None else False,
+        progress=float(get(b"progress", 0)),
+        meta=orjson.loads(meta) if meta is not None else {},
         result=orjson.loads(result) if result is not None else None,
         error=ErrorInfo(**orjson.loads(error)) if error is not None else None,
         created=float(get(b"created", 0)),

@@ -10,6 +10,6 @@ if status == 'queued' or status == 'scheduled' then
 elseif status == 'active' then
   redis.call('HSET', key, 'status', 'aborting', 'error', ARGV[2], 'touched', stamp(now))
   redis.call('SADD', prefix .. 'aborting', id)
-  publish(id, 'aborting')
+  publish(id)
 end
 return redis.call('HGETALL', key)

@@ -15,8 +15,8 @@ local function stamp(t)
   return string.format('%.6f', t)
 end
 
-local function publish(id, status)
-  redis.call('PUBLISH', prefix .. 'job:' .. id, status)
+local function publish(id)
+  redis.call('PUBLISH', prefix .. 'events', id)
 end
 
 local function push_queued(id, key)
@@ -56,5 +56,5 @@ local function finish(id, key, status, fields)
   else
     redis.call('ZADD', prefix .. status, '+inf', id)
   end
-  publish(id, status)
+  publish(id)
 end

@@ -23,6 +23,6 @@ redis.call('PERSIST', key)
 redis.call('HDEL', key, 'result', 'completed')
 redis.call('HSET', key, 'progress', '0')
 push_queued(id, key)
-publish(id, 'queued')
+publish(id)
 redis.call('PUBLISH', prefix .. 'wake', '')
 return {1, redis.call('HGETALL', key)}

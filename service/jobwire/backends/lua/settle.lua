@@ -28,13 +28,12 @@ for i = 1, #ARGV, 7 do
       else
         push_queued(id, key)
       end
-      publish(id, 'queued')
+      publish(id)
       wake = true
     else
       local fields = {}
-      if result ~= '' then
-        table.insert(fields, 'result')
-        table.insert(fields, result)
+      if status == 'complete' then
+        fields = {'result', result, 'progress', '1'}
       end
       if err ~= '' then
         table.insert(fields, 'error')

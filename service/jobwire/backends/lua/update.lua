@@ -13,5 +13,5 @@ if ARGV[4] ~= '' then
   redis.call('HSET', key, 'meta', ARGV[4])
 end
 redis.call('HSET', key, 'touched', stamp(now))
-publish(id, 'progress')
+publish(id)
 return 1
