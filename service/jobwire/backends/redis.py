@@ -9,7 +9,7 @@ Keys of queue ``q`` (all share the ``{q}`` hash tag, so one Redis Cluster slot):
 - ``keys``: hash of dedup key -> job id; ``seq``: FIFO counter; ``workers`` (zset, score =
   last seen) and ``workerinfo`` (hash).
 
-Channels: ``jobwire:{q}:wake`` (new work) and ``jobwire:{q}:events`` (a job changed; payload: its id).
+Channels: ``jobwire:{q}:wake`` (new work), ``jobwire:{q}:events`` (a job changed; payload: id).
 """
 
 import asyncio
@@ -263,7 +263,7 @@ def _enqueue_args(jobs: Sequence[Job]) -> list[Any]:
     args: list[Any] = []
     for job in jobs:
         fields = encode_job(job)
-        args += [job.id, job.key or "", job.scheduled, len(fields), *fields]
+        args += [job.id, job.key or "", job.scheduled, job.priority, len(fields), *fields]
     return args
 
 
