@@ -28,7 +28,7 @@ redis-up: redis-binary
 run: install redis-up
 	$(BIN)/jobwire worker examples.tasks.settings
 
-test: install redis-binary
+test: install redis-binary lint
 	$(BIN)/pytest
 
 lint: install

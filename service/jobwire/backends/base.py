@@ -63,6 +63,14 @@ class Backend(abc.ABC):
         self.queue_name = queue_name
         self.lease_s = lease_s
 
+    @abc.abstractmethod
+    def for_queue(self, queue_name: str) -> "Backend":
+        """A backend for another queue on the same store, sharing this one's connections.
+
+        The sibling does not own the shared connections: closing it releases only what
+        is its own; closing this backend closes the shared ones.
+        """
+
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open connections; called lazily before first use."""
 

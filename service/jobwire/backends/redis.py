@@ -58,9 +58,18 @@ class RedisBackend(Backend):
         lease_s: Default lease for jobs with ``heartbeat == 0``.
     """
 
-    def __init__(self, url: str, queue_name: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        queue_name: str,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        client: Redis | None = None,
+    ) -> None:
         super().__init__(queue_name, lease_s=lease_s)
-        self.redis: Redis = Redis.from_url(url)
+        self.url = url
+        self.redis: Redis = client or Redis.from_url(url)
+        self._owns_client = client is None
         self.prefix = f"jobwire:{{{queue_name}}}:"
         self._scripts: dict[str, AsyncScript] = {
             name: self.redis.register_script(source) for name, source in _SOURCES.items()
@@ -70,9 +79,13 @@ class RedisBackend(Backend):
     async def connect(self) -> None:
         await self._events.start()
 
+    def for_queue(self, queue_name: str) -> "RedisBackend":
+        return RedisBackend(self.url, queue_name, lease_s=self.lease_s, client=self.redis)
+
     async def close(self) -> None:
         await self._events.stop()
-        await self.redis.aclose()
+        if self._owns_client:
+            await self.redis.aclose()
 
     async def _run(self, script: str, args: Sequence[Any]) -> Any:
         return await self._scripts[script](keys=[self.prefix], args=args)
