@@ -226,6 +226,17 @@ class Queue:
         job_id = _job_id(job_or_id)
         return self._bind(await self.backend.retry(job_id), job_id)
 
+    async def delete(self, job_or_id: Job | str) -> None:
+        """Delete a job whatever its status (a worker running it loses its lease).
+
+        Raises:
+            JobNotFound: No such job.
+        """
+        await self.connect()
+        job_id = _job_id(job_or_id)
+        if not await self.backend.delete(job_id):
+            raise JobNotFound(f"no job {job_id!r} in queue {self.name!r}")
+
     async def info(self) -> dict[str, Any]:
         """Counts per status and the workers seen in the last minute."""
         await self.connect()
@@ -284,10 +295,16 @@ class Queue:
 
     # Worker-side primitives, used by Worker (and by the network service).
 
-    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
-        """Take up to ``max_jobs`` jobs; also the seconds until the next scheduled one."""
+    async def lease(
+        self, worker_id: str, max_jobs: int, *, wait_s: float = 0.0
+    ) -> tuple[list[Job], float | None]:
+        """Take up to ``max_jobs`` jobs, waiting up to ``wait_s`` when none is due.
+
+        Returns:
+            The leased jobs and the seconds until the next scheduled job (or ``None``).
+        """
         await self.connect()
-        jobs, next_due_s = await self.backend.lease(worker_id, max_jobs)
+        jobs, next_due_s = await self.backend.lease_or_wait(worker_id, max_jobs, wait_s)
         for job in jobs:
             job._owner = self
         return jobs, next_due_s
@@ -299,10 +316,6 @@ class Queue:
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Record how attempts ended; ``False`` where the lease was stale."""
         return await self.backend.settle(outcomes)
-
-    async def wait_for_work(self, timeout_s: float) -> None:
-        """Return when new work may have arrived, or after ``timeout_s``."""
-        await self.backend.wait_for_work(timeout_s)
 
     async def _store(self, jobs: list[Job]) -> list[tuple[Job, bool]]:
         await self.connect()

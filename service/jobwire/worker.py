@@ -166,28 +166,31 @@ class Worker:
                 await self._slot_free.wait()
                 self._slot_free.clear()
                 continue
-            jobs, next_due_s = await self._lease(free)
+            idle = self.burst and not self._running
+            jobs, next_due_s = await self._lease(free, 0.0 if idle else self.poll_interval_s)
+            if self._stopping.is_set():
+                await self._hand_back(jobs)
+                return
             for job in jobs:
                 self._start_attempt(job)
-            if jobs:
-                continue
-            due_soon = next_due_s is not None and next_due_s <= self.poll_interval_s
-            if self.burst and not self._running and not due_soon:
-                return
-            idle_s = (
-                self.poll_interval_s
-                if next_due_s is None
-                else min(next_due_s, self.poll_interval_s)
-            )
-            await self.queue.wait_for_work(max(idle_s, 0.0))
+            if idle and not jobs:
+                if next_due_s is None or next_due_s > self.poll_interval_s:
+                    return  # burst: nothing queued, nothing running, nothing due soon
+                await asyncio.sleep(next_due_s)
 
-    async def _lease(self, max_jobs: int) -> tuple[list[Job], float | None]:
+    async def _lease(self, max_jobs: int, wait_s: float) -> tuple[list[Job], float | None]:
         try:
-            return await self.queue.lease(self.id, max_jobs)
+            return await self.queue.lease(self.id, max_jobs, wait_s=wait_s)
         except Exception:
             logger.exception("leasing jobs failed; retrying in %s s", self.poll_interval_s)
             await asyncio.sleep(self.poll_interval_s)
             return [], None
+
+    async def _hand_back(self, jobs: list[Job]) -> None:
+        """Requeue jobs leased while a stop was requested (none of them started)."""
+        outcomes = [Outcome(job.id, job.lease or "", Status.QUEUED) for job in jobs]
+        if outcomes:
+            await _logged(self.queue.settle(outcomes), "handing back jobs")
 
     def _start_attempt(self, job: Job) -> None:
         attempt = _Attempt(job)
@@ -218,11 +221,14 @@ class Worker:
                 "UnknownFunction", f"worker {self.id} has no function {job.function!r}"
             )
             return Outcome.for_failure(job, error, retryable=False)
+        started = time.monotonic()
         try:
             async with asyncio.timeout(job.timeout) as deadline:
                 result = await function(ctx, **job.kwargs)
             orjson.dumps(result)  # fail here, visibly, if the result cannot be stored
-            return Outcome(job.id, job.lease, Status.COMPLETE, result=result)
+            return Outcome(
+                job.id, job.lease, Status.COMPLETE, result=result, run_s=time.monotonic() - started
+            )
         except asyncio.CancelledError:
             return self._cancelled(attempt)
         except TimeoutError as exc:

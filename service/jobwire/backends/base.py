@@ -37,6 +37,7 @@ class Outcome:
     error: ErrorInfo | None = None
     delay_s: float = 0.0
     only_if_expired: bool = False
+    run_s: float | None = None
 
     @classmethod
     def for_failure(
@@ -117,6 +118,39 @@ class Backend(abc.ABC):
             The leased jobs (each with a fresh ``lease`` token) and the seconds until
             the next scheduled job is due (``None`` when nothing is scheduled).
         """
+
+    async def lease_or_wait(
+        self, worker_id: str, max_jobs: int, wait_s: float
+    ) -> tuple[list[Job], float | None]:
+        """``lease``, but when nothing is due wait up to ``wait_s`` for work, then retry.
+
+        Network clients override this to hold the wait on the server (a long poll).
+        """
+        jobs, next_due_s = await self.lease(worker_id, max_jobs)
+        if jobs or wait_s <= 0:
+            return jobs, next_due_s
+        await self.wait_for_work(wait_s if next_due_s is None else min(wait_s, next_due_s))
+        return await self.lease(worker_id, max_jobs)
+
+    async def queues(self) -> list[str]:
+        """Names of the queues this store holds jobs for (sorted)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list queues")
+
+    async def find_job(self, job_id: str) -> Job | None:
+        """The job with that id in any queue of this store (first match by queue name)."""
+        for name in await self.queues():
+            sibling = self.for_queue(name)
+            try:
+                job = await sibling.get(job_id)
+            finally:
+                await sibling.close()
+            if job is not None:
+                return job
+        return None
+
+    async def delete(self, job_id: str) -> bool:
+        """Remove a job whatever its status; ``False`` if there was none."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete jobs")
 
     @abc.abstractmethod
     async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:

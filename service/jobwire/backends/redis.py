@@ -34,7 +34,8 @@ from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 logger = logging.getLogger("jobwire.redis")
 
-_SCRIPTS = ("enqueue", "lease", "renew", "update", "settle", "abort", "retry", "expired")
+_SCRIPTS = ("enqueue", "lease", "renew", "update", "settle", "abort", "retry", "expired", "delete")
+_QUEUES_KEY = "jobwire:queues"  # set of queue names (outside any queue's slot)
 _ENQUEUE_CHUNK = 500  # jobs per script call: bounds how long one call blocks Redis
 _WORKER_SEEN_S = 60.0
 _FINISHED_INDEXES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
@@ -70,6 +71,7 @@ class RedisBackend(Backend):
         self.url = url
         self.redis: Redis = client or Redis.from_url(url)
         self._owns_client = client is None
+        self._registered = False
         self.prefix = f"jobwire:{{{queue_name}}}:"
         self._scripts: dict[str, AsyncScript] = {
             name: self.redis.register_script(source) for name, source in _SOURCES.items()
@@ -91,6 +93,9 @@ class RedisBackend(Backend):
         return await self._scripts[script](keys=[self.prefix], args=args)
 
     async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        if not self._registered:  # once per process: cheap, idempotent
+            await self.redis.sadd(_QUEUES_KEY, self.queue_name)
+            self._registered = True
         chunks = [
             _enqueue_args(jobs[i : i + _ENQUEUE_CHUNK]) for i in range(0, len(jobs), _ENQUEUE_CHUNK)
         ]
@@ -120,6 +125,23 @@ class RedisBackend(Backend):
     async def get(self, job_id: str) -> Job | None:
         fields = await self.redis.hgetall(self.prefix + "job:" + job_id)
         return decode_job(job_id, self.queue_name, fields) if fields else None
+
+    async def queues(self) -> list[str]:
+        return sorted(name.decode() for name in await self.redis.smembers(_QUEUES_KEY))
+
+    async def find_job(self, job_id: str) -> Job | None:
+        names = await self.queues()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(f"jobwire:{{{name}}}:job:{job_id}")
+            replies = await pipe.execute()
+        for name, fields in zip(names, replies, strict=True):
+            if fields:
+                return decode_job(job_id, name, fields)
+        return None
+
+    async def delete(self, job_id: str) -> bool:
+        return bool(await self._run("delete", [job_id]))
 
     async def _get_many(self, ids: Sequence[bytes | str]) -> list[Job]:
         async with self.redis.pipeline(transaction=False) as pipe:
