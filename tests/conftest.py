@@ -1,7 +1,10 @@
-"""Session-wide fixtures: a throwaway Redis server for the whole test run."""
+"""Session-wide fixtures: throwaway Redis and PostgreSQL servers for the whole test run."""
 
+import glob
 import itertools
 import os
+import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -11,6 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+
+pytest_plugins = ["service_fixtures"]
 
 REDIS_URL_ENV = "JOBWIRE_TEST_REDIS_URL"
 REDIS_START_DEADLINE_S = 10.0
@@ -98,3 +103,142 @@ def redis_url() -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+POSTGRES_URL_ENV = "JOBWIRE_TEST_POSTGRES_URL"
+POSTGRES_START_TIMEOUT_S = 30
+POSTGRES_SETTINGS = {  # a disposable server: durability off, room for many small pools
+    "listen_addresses": "127.0.0.1",
+    "max_connections": "300",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+def _postgres_bindir() -> str:
+    """The directory holding the PostgreSQL server's ``initdb`` and ``pg_ctl``.
+
+    Raises:
+        RuntimeError: None was found (the message lists where it looked).
+    """
+    candidates: list[str] = []
+    if pg_config := shutil.which("pg_config"):
+        done = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        if done.returncode == 0 and done.stdout.strip():
+            candidates.append(done.stdout.strip())
+    versioned = glob.glob("/usr/lib/postgresql/*/bin")
+    candidates += sorted(versioned, key=lambda path: _version(path.split("/")[-2]), reverse=True)
+    if initdb := shutil.which("initdb"):
+        candidates.append(os.path.dirname(os.path.realpath(initdb)))
+    candidates += ["/usr/local/bin", "/usr/local/pgsql/bin"]
+    for bindir in candidates:
+        if all(os.access(os.path.join(bindir, tool), os.X_OK) for tool in ("initdb", "pg_ctl")):
+            return bindir
+    raise RuntimeError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found in "
+        f"{candidates}; install them (`make postgres-binary`, or "
+        f"`apt-get install postgresql`) or set ${POSTGRES_URL_ENV}"
+    )
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def _postgres_user() -> str | None:
+    """The user to run the server as: ``None`` (ourselves) unless we are root.
+
+    Raises:
+        RuntimeError: Running as root and no unprivileged user to run the server as.
+    """
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise RuntimeError(
+        "initdb refuses to run as root, and there is no 'postgres' or 'nobody' user to run "
+        f"it as; create one or set ${POSTGRES_URL_ENV}"
+    )
+
+
+def _as_user(user: str | None, argv: list[str]) -> list[str]:
+    if user is None:
+        return argv
+    if shutil.which("runuser"):
+        return ["runuser", "-u", user, "--", *argv]
+    return ["su", user, "-s", "/bin/sh", "-c", shlex.join(argv)]
+
+
+def _run_checked(argv: list[str], what: str) -> None:
+    """Run a setup command, raising with its output when it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{what} failed (exit {done.returncode}): {shlex.join(argv)}\n"
+            f"{done.stdout}{done.stderr}"
+        )
+
+
+def _start_postgres(bindir: str, user: str | None, tmp: str) -> int:
+    """initdb into ``tmp`` and start the server; return its port (retrying port clashes)."""
+    data = os.path.join(tmp, "data")
+    _run_checked(
+        _as_user(user, [f"{bindir}/initdb", "-D", data, "-U", "postgres", "--auth=trust",
+                        "--no-locale", "-E", "UTF8", "--no-sync"]),
+        "initdb",
+    )  # fmt: skip
+    log_path = os.path.join(tmp, "postgres.log")
+    for attempt in range(3):
+        port = _free_port()
+        options = [f"-p {port}", f"-k {tmp}"]
+        options += [f"-c {name}={value}" for name, value in POSTGRES_SETTINGS.items()]
+        argv = [f"{bindir}/pg_ctl", "-D", data, "-l", log_path, "-w",
+                "-t", str(POSTGRES_START_TIMEOUT_S), "-o", " ".join(options), "start"]  # fmt: skip
+        try:
+            _run_checked(_as_user(user, argv), "pg_ctl start")
+            return port
+        except RuntimeError as exc:
+            with open(log_path, encoding="utf-8", errors="replace") as log:
+                output = log.read()
+            if attempt == 2 or "already in use" not in output:
+                raise RuntimeError(f"{exc}\nserver log:\n{output}") from None
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a PostgreSQL server for the tests.
+
+    Uses ``$JOBWIRE_TEST_POSTGRES_URL`` when set; otherwise initdb's a private cluster in
+    a temporary directory (as the ``postgres`` user when we are root), starts it on a
+    free port with durability off, and stops and removes it when the session ends.
+    """
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if url:
+        yield url
+        return
+
+    bindir = _postgres_bindir()
+    user = _postgres_user()
+    tmp = tempfile.mkdtemp(prefix="jobwire-pg-")
+    try:
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(tmp, entry.pw_uid, entry.pw_gid)
+        port = _start_postgres(bindir, user, tmp)
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            data = os.path.join(tmp, "data")
+            subprocess.run(
+                _as_user(user, [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"]),
+                capture_output=True,
+                timeout=60,
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,5 +1,7 @@
 """Jobwire: async job queues with SAQ's semantics, as a library and as a service."""
 
+from importlib.metadata import version
+
 from jobwire.cron import CronJob
 from jobwire.errors import (
     InvalidJobState,
@@ -12,6 +14,8 @@ from jobwire.errors import (
 from jobwire.job import ErrorInfo, Job, Status
 from jobwire.queue import Queue
 from jobwire.worker import Worker
+
+__version__ = version("jobwire")
 
 __all__ = [
     "CronJob",

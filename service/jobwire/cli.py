@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "worker":
         return _run_workers(args.settings, args.workers, args.burst)
     return asyncio.run(_client_command(args))
@@ -47,6 +49,22 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the REST service")
+    serve.add_argument("--backend", help="store URL (env JOBWIRE_BACKEND)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, help="REST port (default 8080)")
+    serve.add_argument("--tokens", help="'token:role,...' (env JOBWIRE_TOKENS)")
+    serve.add_argument("--tokens-file", help="file of 'token:role' lines")
+    serve.add_argument("--tls-cert", help="TLS certificate (PEM)")
+    serve.add_argument("--tls-key", help="TLS private key (PEM)")
+    serve.add_argument("--log-format", choices=["text", "json"])
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow binding a non-loopback address without tokens",
+    )
 
     worker = commands.add_parser("worker", help="run workers from a settings dict")
     worker.add_argument(
@@ -109,6 +127,35 @@ _JOB_FIELDS = (
     "started",
     "completed",
 )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from jobwire.server.logs import configure_logging
+    from jobwire.server.serve import serve
+    from jobwire.server.settings import Settings
+
+    flags = (
+        "backend",
+        "host",
+        "http_port",
+        "tokens",
+        "tokens_file",
+        "tls_cert",
+        "tls_key",
+        "log_format",
+        "insecure",
+    )
+    overrides = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+    try:
+        settings = Settings(log_level=args.log_level, **overrides)
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"jobwire serve: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    serve(settings)
+    return 0
 
 
 def _parse_kwargs(text: str) -> dict[str, Any]:

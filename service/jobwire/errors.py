@@ -42,6 +42,34 @@ class StaleLease(JobwireError):
     http_status = 409
 
 
+class InvalidRequest(JobwireError, ValueError):
+    """The request is malformed or an option is invalid."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+class PayloadTooLarge(JobwireError):
+    """The request body is over the service's limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class Unauthenticated(JobwireError):
+    """No token, or one the service does not know."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(JobwireError):
+    """The token's role does not allow this request."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class JobFailed(JobwireError):
     """Raised by ``Queue.apply`` when the job ended ``failed``.
 

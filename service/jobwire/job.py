@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from jobwire.queue import Queue
 
 PRIORITY_MIN, PRIORITY_MAX = -1000, 1000
+# Queue names and job ids: no braces (they would break Redis hash tags), no slashes.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
+JOB_ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
 DEFAULT_LEASE_S = 30.0
 DEFAULT_TTL_S = 600  # also the Lua scripts' default for an absent ttl field
 
@@ -175,6 +178,23 @@ class Job:
             raise RuntimeError("this Job is not bound to a Queue; fetch it with queue.job()")
         return self._owner
 
+    def to_dict(self, *, with_lease: bool = False) -> dict[str, Any]:
+        """The job as JSON-ready data (the lease token only when asked for)."""
+        data = {f.name: getattr(self, f.name) for f in _PUBLIC_FIELDS}
+        data["error"] = dataclasses.asdict(self.error) if self.error else None
+        if with_lease:
+            data["lease"] = self.lease
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Job":
+        """Rebuild a job from ``to_dict`` output (unknown keys are ignored)."""
+        fields = {f.name: data[f.name] for f in _PUBLIC_FIELDS if f.name in data}
+        error = data.get("error")
+        fields["error"] = ErrorInfo(**error) if error else None
+        fields["status"] = Status(fields.get("status", Status.QUEUED))
+        return cls(lease=data.get("lease"), **fields)
+
     def validate(self) -> None:
         """Check every option, raising ``TypeError``/``ValueError`` on a bad one."""
         _check_type("function", self.function, str)
@@ -195,6 +215,9 @@ class Job:
             orjson.dumps(self.kwargs)
         except TypeError as exc:
             raise TypeError(f"kwargs must be JSON-serializable: {exc}") from None
+
+
+_PUBLIC_FIELDS = tuple(f for f in dataclasses.fields(Job) if f.name not in ("lease", "_owner"))
 
 
 def now() -> float:

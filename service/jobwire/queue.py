@@ -2,13 +2,14 @@
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from jobwire.backends import backend_from_url
 from jobwire.backends.base import Backend, LeaseState, Outcome
 from jobwire.errors import JobAborted, JobFailed, JobNotFound, StaleLease
-from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
+from jobwire.job import DEFAULT_LEASE_S, NAME_PATTERN, ErrorInfo, Job, Status
 
 logger = logging.getLogger("jobwire.queue")
 
@@ -57,8 +58,8 @@ class Queue:
         Raises:
             ValueError: Unsupported URL scheme or bad defaults.
         """
-        if not name or not isinstance(name, str):
-            raise ValueError("queue name must be a non-empty string")
+        if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+            raise ValueError(f"queue name must match {NAME_PATTERN}, got {name!r}")
         backend = backend_from_url(url, name, lease_s=lease_s)
         return cls(backend, timeout=timeout, retries=retries, ttl=ttl)
 
@@ -139,7 +140,7 @@ class Queue:
             scheduled=scheduled, retry_delay=retry_delay, retry_backoff=retry_backoff,
             priority=priority,
         ))  # fmt: skip
-        [(job, created)] = await self._store([job])
+        [(job, created)] = await self.put([job])
         return job if created else None
 
     async def enqueue_many(self, jobs: Iterable[Job]) -> list[Job | None]:
@@ -149,7 +150,7 @@ class Queue:
             In order, each job, or ``None`` where it was a duplicate.
         """
         built = [self._build(job, {}, {}) for job in jobs]
-        return [job if created else None for job, created in await self._store(built)]
+        return [job if created else None for job, created in await self.put(built)]
 
     async def apply(
         self, job_or_function: Job | str, *, wait_timeout: float | None = None, **kwargs: Any
@@ -167,7 +168,7 @@ class Queue:
             TimeoutError: ``wait_timeout`` ran out (the job keeps going).
         """
         job = self._build_from_call(job_or_function, kwargs)
-        [(job, _)] = await self._store([job])  # a duplicate key waits on the existing job
+        [(job, _)] = await self.put([job])  # a duplicate key waits on the existing job
         done = await self.wait(job, timeout=wait_timeout)
         if done.status == Status.FAILED:
             raise JobFailed(done)
@@ -276,22 +277,7 @@ class Queue:
             How many jobs were reclaimed.
         """
         await self.connect()
-        outcomes = [self._reclaim(job) for job in await self.backend.expired(limit)]
-        settled = await self.backend.settle(outcomes)
-        for outcome, done in zip(outcomes, settled, strict=True):
-            if done:
-                logger.warning("job %s lease expired: now %s", outcome.job_id, outcome.status)
-        return sum(settled)
-
-    def _reclaim(self, job: Job) -> Outcome:
-        assert job.lease is not None
-        if job.status == Status.ABORTING:
-            return Outcome(job.id, job.lease, Status.ABORTED, only_if_expired=True)
-        error = ErrorInfo(
-            "LeaseExpired",
-            f"worker {job.worker} went silent for over {job.lease_s(self.lease_s):g} s",
-        )
-        return Outcome.for_failure(job, error, only_if_expired=True)
+        return await self.backend.sweep(limit)
 
     # Worker-side primitives, used by Worker (and by the network service).
 
@@ -317,7 +303,16 @@ class Queue:
         """Record how attempts ended; ``False`` where the lease was stale."""
         return await self.backend.settle(outcomes)
 
-    async def _store(self, jobs: list[Job]) -> list[tuple[Job, bool]]:
+    async def put(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        """Store validated jobs in one round trip.
+
+        Returns:
+            Per job, in order: the stored job and ``True``, or the live job that has its
+            id or key and ``False``.
+        """
+        for job in jobs:
+            job.queue = self.name
+            job.validate()
         await self.connect()
         pairs = await self.backend.enqueue(jobs)
         for job, created in pairs:

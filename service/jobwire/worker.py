@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -204,6 +205,7 @@ class Worker:
             await self._hook("before_process", ctx)
             outcome = await self._execute(attempt, ctx)
             if outcome is not None:
+                outcome = dataclasses.replace(outcome, function=job.function)
                 _apply_outcome(job, outcome)
                 self._outcomes.append(outcome)
                 self._outcome_ready.set()

@@ -20,6 +20,9 @@ from jobwire import Job, Queue, Status, Worker
 # conformance suite is one entry here (plus the fixture that provides its URL).
 IMPLEMENTATIONS: dict[str, str] = {
     "redis": "redis_url",
+    "postgres": "postgres_url",
+    "sqlite": "sqlite_url",
+    "http": "service_url",
 }
 
 # Short intervals keep the suite fast; tests override them per worker when needed.
@@ -45,6 +48,12 @@ def unique_queue_name() -> str:
 def queue_url(request: pytest.FixtureRequest) -> str:
     """URL of the queue implementation under test."""
     return str(request.getfixturevalue(IMPLEMENTATIONS[request.param]))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """URL of a fresh SQLite database file, one per test."""
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/jobs.db"
 
 
 @pytest.fixture

@@ -9,6 +9,12 @@ from jobwire.backends.base import Backend
 _BACKENDS: dict[str, tuple[str, str, str]] = {
     "redis": ("jobwire.backends.redis", "RedisBackend", "redis"),
     "rediss": ("jobwire.backends.redis", "RedisBackend", "redis"),
+    "postgres": ("jobwire.backends.postgres", "PostgresBackend", "postgres"),
+    "postgresql": ("jobwire.backends.postgres", "PostgresBackend", "postgres"),
+    "postgresql+asyncpg": ("jobwire.backends.postgres", "PostgresBackend", "postgres"),
+    "sqlite": ("jobwire.backends.sqlite", "SqliteBackend", "sqlite"),
+    "http": ("jobwire.backends.http", "HttpBackend", "http"),
+    "https": ("jobwire.backends.http", "HttpBackend", "http"),
 }
 
 

@@ -6,13 +6,16 @@ clients each implement this class, and the conformance suite holds them to it.
 """
 
 import abc
+import asyncio
 import dataclasses
-from collections.abc import Sequence
+import logging
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 LeaseState = Literal["active", "aborting", "lost"]
+logger = logging.getLogger("jobwire.backend")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class Outcome:
     delay_s: float = 0.0
     only_if_expired: bool = False
     run_s: float | None = None
+    function: str = ""  # for metrics labels at a network edge
 
     @classmethod
     def for_failure(
@@ -132,6 +136,30 @@ class Backend(abc.ABC):
         await self.wait_for_work(wait_s if next_due_s is None else min(wait_s, next_due_s))
         return await self.lease(worker_id, max_jobs)
 
+    async def sweep(self, limit: int) -> int:
+        """Reclaim up to ``limit`` jobs whose lease expired; return how many."""
+        outcomes = [_reclaim(job, self.lease_s) for job in await self.expired(limit)]
+        settled = await self.settle(outcomes)
+        for outcome, done in zip(outcomes, settled, strict=True):
+            if done:
+                logger.warning("job %s lease expired: now %s", outcome.job_id, outcome.status)
+        return sum(settled)
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job | None]:
+        """Yield the job now and after each change until it is finished (``None``: gone).
+
+        This default polls every half second; backends with change events override it.
+        """
+        last: Job | None = None
+        while True:
+            job = await self.get(job_id)
+            if job is None or job != last:
+                yield job
+            if job is None or job.finished:
+                return
+            last = job
+            await asyncio.sleep(0.5)
+
     async def queues(self) -> list[str]:
         """Names of the queues this store holds jobs for (sorted)."""
         raise NotImplementedError(f"{type(self).__name__} cannot list queues")
@@ -193,3 +221,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def workers(self) -> list[dict[str, Any]]:
         """Workers seen recently (each with ``id`` and ``seen``)."""
+
+
+def _reclaim(job: Job, default_lease_s: float) -> Outcome:
+    """How a job whose worker went silent ends: aborted, retried, or failed."""
+    assert job.lease is not None
+    if job.status == Status.ABORTING:
+        return Outcome(job.id, job.lease, Status.ABORTED, only_if_expired=True)
+    silent_s = job.lease_s(default_lease_s)
+    error = ErrorInfo("LeaseExpired", f"worker {job.worker} went silent for over {silent_s:g} s")
+    return Outcome.for_failure(job, error, only_if_expired=True)

@@ -273,6 +273,16 @@ class RedisBackend(Backend):
                 await changed.wait()
                 changed.clear()
 
+    async def watch(self, job_id: str) -> AsyncIterator[Job | None]:
+        async with self._events.watch(job_id) as changed:
+            while True:
+                job = await self.get(job_id)
+                yield job
+                if job is None or job.finished:
+                    return
+                await changed.wait()
+                changed.clear()
+
     async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
         seen = time.time()
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -1,0 +1,291 @@
+"""The backend contract over a running Jobwire service's REST API.
+
+``Queue.from_url("http://:TOKEN@host:8080", name=...)`` enqueues, waits, aborts and works
+through the service; the worker never sees the store. Expired leases are reclaimed on the
+service (periodically, and when a client calls ``sweep``). The token comes from the URL's
+password or ``$JOBWIRE_TOKEN``.
+"""
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import orjson
+
+from jobwire import errors
+from jobwire.backends.base import Backend, LeaseState, Outcome
+from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
+
+_BATCH = 1000  # the service's largest batch
+_LONG_POLL_CHUNK_S = 30.0
+_ERRORS: dict[str, type[errors.JobwireError]] = {
+    cls.code: cls
+    for cls in (
+        errors.JobNotFound,
+        errors.InvalidJobState,
+        errors.StaleLease,
+        errors.InvalidRequest,
+        errors.PayloadTooLarge,
+        errors.Unauthenticated,
+        errors.Forbidden,
+    )
+}
+
+
+class HttpBackend(Backend):
+    """A queue served by a Jobwire service.
+
+    Args:
+        url: ``http(s)://[:token@]host:port``.
+        queue_name: The queue.
+        lease_s: Lease length the service gives this worker's jobs without a heartbeat.
+        client: Share another backend's HTTP connection pool.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        queue_name: str,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(queue_name, lease_s=lease_s)
+        self.url = url
+        self._owns_client = client is None
+        self._client = client or _client_for(url)
+        self._work = asyncio.Event()
+
+    def for_queue(self, queue_name: str) -> "HttpBackend":
+        return HttpBackend(self.url, queue_name, lease_s=self.lease_s, client=self._client)
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _call(
+        self, method: str, path: str, *, timeout_s: float | None = None, **kwargs: Any
+    ) -> Any:
+        """One request; the service's error body becomes the matching JobwireError."""
+        if "json" in kwargs:  # orjson: faster, and exact for floats
+            kwargs["content"] = orjson.dumps(kwargs.pop("json"))
+            kwargs["headers"] = {"content-type": "application/json"}
+        if timeout_s is not None:  # a long poll: the request outlives the default timeout
+            kwargs["timeout"] = timeout_s + 10
+        response = await self._client.request(method, path, **kwargs)
+        if response.status_code < 300:
+            return orjson.loads(response.content) if response.content else None
+        raise _error_from(response)
+
+    def _job_path(self, job_id: str, action: str = "") -> str:
+        return f"/v1/jobs/{job_id}{action}"
+
+    @property
+    def _hint(self) -> dict[str, str]:
+        return {"queue": self.queue_name}
+
+    async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        pairs: list[tuple[Job, bool]] = []
+        for start in range(0, len(jobs), _BATCH):
+            body = {"jobs": [_request_for(job) for job in jobs[start : start + _BATCH]]}
+            reply = await self._call("POST", f"/v1/queues/{self.queue_name}/jobs/batch", json=body)
+            pairs += [(Job.from_dict(data), not data["duplicate"]) for data in reply["jobs"]]
+        return pairs
+
+    async def get(self, job_id: str) -> Job | None:
+        with contextlib.suppress(errors.JobNotFound):
+            return Job.from_dict(await self._call("GET", self._job_path(job_id), params=self._hint))
+        return None
+
+    async def find_job(self, job_id: str) -> Job | None:
+        with contextlib.suppress(errors.JobNotFound):
+            return Job.from_dict(await self._call("GET", self._job_path(job_id)))
+        return None
+
+    async def list_jobs(self, status: Status | None, limit: int) -> list[Job]:
+        params: dict[str, Any] = {"limit": min(limit, _BATCH)}
+        if status is not None:
+            params["status"] = status.value
+        reply = await self._call("GET", f"/v1/queues/{self.queue_name}/jobs", params=params)
+        return [Job.from_dict(data) for data in reply["jobs"]]
+
+    async def counts(self) -> dict[Status, int]:
+        info = await self._call("GET", f"/v1/queues/{self.queue_name}")
+        return {Status(name): count for name, count in info["counts"].items()}
+
+    async def workers(self) -> list[dict[str, Any]]:
+        info = await self._call("GET", f"/v1/queues/{self.queue_name}")
+        return list(info["workers"])
+
+    async def queues(self) -> list[str]:
+        reply = await self._call("GET", "/v1/queues")
+        return [queue["name"] for queue in reply["queues"]]
+
+    async def abort(self, job_id: str, error: ErrorInfo) -> Job | None:
+        with contextlib.suppress(errors.JobNotFound):
+            data = await self._call(
+                "POST",
+                self._job_path(job_id, "/abort"),
+                params=self._hint,
+                json={"error": error.message},
+            )
+            return Job.from_dict(data)
+        return None
+
+    async def retry(self, job_id: str) -> Job | None:
+        with contextlib.suppress(errors.JobNotFound):
+            data = await self._call("POST", self._job_path(job_id, "/retry"), params=self._hint)
+            return Job.from_dict(data)
+        return None
+
+    async def delete(self, job_id: str) -> bool:
+        with contextlib.suppress(errors.JobNotFound):
+            await self._call("DELETE", self._job_path(job_id), params=self._hint)
+            return True
+        return False
+
+    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
+        return await self.lease_or_wait(worker_id, max_jobs, 0.0)
+
+    async def lease_or_wait(
+        self, worker_id: str, max_jobs: int, wait_s: float
+    ) -> tuple[list[Job], float | None]:
+        body = {
+            "worker_id": worker_id,
+            "max": min(max_jobs, _BATCH),
+            "wait": wait_s,
+            "lease_s": self.lease_s,
+        }
+        reply = await self._call(
+            "POST", f"/v1/queues/{self.queue_name}/leases", json=body, timeout_s=wait_s
+        )
+        return [Job.from_dict(data) for data in reply["jobs"]], reply["next_due_s"]
+
+    async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
+        if not leases:
+            return []
+        body = {
+            "leases": [{"job_id": i, "lease": token} for i, token in leases],
+            "lease_s": self.lease_s,
+        }
+        reply = await self._call("POST", f"/v1/queues/{self.queue_name}/leases/renew", json=body)
+        return list(reply["states"])
+
+    async def update(
+        self, job_id: str, lease: str, progress: float | None, meta: dict[str, Any] | None
+    ) -> bool:
+        body = {"lease": lease, "progress": progress, "meta": meta}
+        try:
+            await self._call(
+                "POST", self._job_path(job_id, "/heartbeat"), params=self._hint, json=body
+            )
+        except (errors.StaleLease, errors.JobNotFound):
+            return False
+        return True
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        body = {"outcomes": [_outcome_body(o) for o in outcomes]}
+        reply = await self._call("POST", f"/v1/queues/{self.queue_name}/leases/settle", json=body)
+        return list(reply["settled"])
+
+    async def expired(self, limit: int) -> list[Job]:
+        return []  # reclaiming happens on the service: see sweep()
+
+    async def sweep(self, limit: int) -> int:
+        reply = await self._call("POST", f"/v1/queues/{self.queue_name}/sweep")
+        return int(reply["reclaimed"])
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._work.wait()
+        self._work.clear()
+
+    def interrupt_wait(self) -> None:
+        self._work.set()
+
+    async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            left = _LONG_POLL_CHUNK_S if deadline is None else deadline - time.monotonic()
+            chunk = max(min(left, _LONG_POLL_CHUNK_S), 0.0)
+            job = await self._poll_finished(job_id, chunk)
+            if job is None or job.finished:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout_s} s")
+
+    async def _poll_finished(self, job_id: str, wait_s: float) -> Job | None:
+        params = {**self._hint, "wait": wait_s}
+        with contextlib.suppress(errors.JobNotFound):
+            data = await self._call("GET", self._job_path(job_id), params=params, timeout_s=wait_s)
+            return Job.from_dict(data)
+        return None
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job | None]:
+        path = self._job_path(job_id, "/events")
+        async with self._client.stream("GET", path, params=self._hint, timeout=None) as response:
+            if response.status_code >= 300:
+                await response.aread()
+                raise _error_from(response)
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    data = orjson.loads(line[5:])
+                    yield Job.from_dict(data) if "function" in data else None
+
+    async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        return None  # the service records workers as they lease and renew
+
+
+def _client_for(url: str) -> httpx.AsyncClient:
+    parts = urlsplit(url)
+    token = parts.password or os.environ.get("JOBWIRE_TOKEN")
+    host = parts.hostname or "localhost"
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    return httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0, limits=limits)
+
+
+def _error_from(response: httpx.Response) -> errors.JobwireError:
+    try:
+        error = orjson.loads(response.content)["error"]
+        code, message = error["code"], error["message"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        code, message = "internal", response.text[:500]
+    cls = _ERRORS.get(code, errors.JobwireError)
+    return cls(f"{message} (HTTP {response.status_code})")
+
+
+def _request_for(job: Job) -> dict[str, Any]:
+    body = {name: getattr(job, name) for name in _OPTION_FIELDS}
+    return {name: value for name, value in body.items() if value is not None}
+
+
+_OPTION_FIELDS = ("function", "kwargs", "id", "key", "timeout", "retries", "ttl", "heartbeat",
+                  "scheduled", "retry_delay", "retry_backoff", "priority")  # fmt: skip
+
+
+def _outcome_body(outcome: Outcome) -> dict[str, Any]:
+    body: dict[str, Any] = {"job_id": outcome.job_id, "lease": outcome.lease,
+                            "status": outcome.status.value, "delay_s": outcome.delay_s}  # fmt: skip
+    if outcome.function:
+        body["function"] = outcome.function
+    if outcome.status == Status.COMPLETE:
+        body["result"] = outcome.result
+    if outcome.error is not None:
+        body["error"] = {"type": outcome.error.type, "message": outcome.error.message,
+                         "traceback": outcome.error.traceback}  # fmt: skip
+    if outcome.run_s is not None:
+        body["run_s"] = outcome.run_s
+    return body

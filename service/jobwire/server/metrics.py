@@ -1,0 +1,135 @@
+"""Prometheus metrics of the service, in a registry of its own (one per app)."""
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from jobwire.job import Job, Status
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_OUTCOMES = {Status.COMPLETE: "completed", Status.FAILED: "failed",
+             Status.ABORTED: "aborted", Status.QUEUED: "retried"}  # fmt: skip
+DEPTH_CACHE_S = 5.0
+
+
+class Metrics:
+    """The service's counters, histograms and gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        job_labels = ["queue", "function"]
+        self.enqueued = Counter(
+            "jobwire_jobs_enqueued",
+            "Jobs created through this service.",
+            job_labels,
+            registry=self.registry,
+        )
+        self.settled = {
+            name: Counter(
+                f"jobwire_jobs_{name}",
+                f"Attempts reported {name} to this service.",
+                job_labels,
+                registry=self.registry,
+            )
+            for name in _OUTCOMES.values()
+        }
+        self.run_seconds = Histogram(
+            "jobwire_job_run_seconds",
+            "Task run time reported by workers.",
+            job_labels,
+            registry=self.registry,
+        )
+        self.wait_seconds = Histogram(
+            "jobwire_job_queue_wait_seconds",
+            "Time from queued to leased, for jobs leased here.",
+            job_labels,
+            registry=self.registry,
+        )
+        self.depth = Gauge(
+            "jobwire_queue_jobs",
+            "Jobs per queue and status (read at scrape).",
+            ["queue", "status"],
+            registry=self.registry,
+        )
+        self.workers = Gauge(
+            "jobwire_queue_workers",
+            "Workers seen in the last minute.",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "jobwire_http_requests",
+            "HTTP requests served.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "jobwire_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self._depth_read_at = 0.0
+
+    def outcome(self, queue: str, function: str, status: Status, run_s: float | None) -> None:
+        """Count one settled attempt (and its run time, when known)."""
+        self.settled[_OUTCOMES[status]].labels(queue, function).inc()
+        if run_s is not None:
+            self.run_seconds.labels(queue, function).observe(run_s)
+
+    def leased(self, job: Job) -> None:
+        """Observe how long a job waited in the queue."""
+        if job.queued and job.started:
+            self.wait_seconds.labels(job.queue, job.function).observe(
+                max(job.started - job.queued, 0)
+            )
+
+    def depth_is_stale(self) -> bool:
+        """Whether queue depths should be read again (they are cached briefly)."""
+        return time.monotonic() - self._depth_read_at > DEPTH_CACHE_S
+
+    def set_depth(self, queue: str, counts: dict[Status, int], workers: int) -> None:
+        """Record a queue's counts as read from the backend."""
+        for status, count in counts.items():
+            self.depth.labels(queue, status.value).set(count)
+        self.workers.labels(queue).set(workers)
+        self._depth_read_at = time.monotonic()
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+class HttpMetricsMiddleware:
+    """Counts requests and their latency by route template (pure ASGI: cheap)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_recording(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
+            self.metrics.latency.labels(scope["method"], route).observe(
+                time.perf_counter() - started
+            )
