@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 REDIS_PORT ?= 6379
 
-.PHONY: install run test lint bench redis-binary redis-up
+.PHONY: install run worker test lint bench redis-binary redis-up postgres-binary
 
 $(BIN)/jobwire: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,15 +20,27 @@ redis-binary:
 		echo "redis-server not found: installing it with apt-get"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
+# Tests initdb their own throwaway PostgreSQL (tests/conftest.py); install the server
+# binaries if none are found (Debian keeps them in /usr/lib/postgresql/<version>/bin), unless
+# JOBWIRE_TEST_POSTGRES_URL points the tests at a running server.
+postgres-binary:
+	@test -n "$$JOBWIRE_TEST_POSTGRES_URL" || command -v initdb >/dev/null \
+		|| ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "PostgreSQL server binaries not found: installing them with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
 # For `make run`: a local Redis on REDIS_PORT unless one already answers there.
 redis-up: redis-binary
 	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || \
 		redis-server --daemonize yes --port $(REDIS_PORT) --bind 127.0.0.1 --save "" --appendonly no
 
 run: install redis-up
+	JOBWIRE_BACKEND=redis://127.0.0.1:$(REDIS_PORT) $(BIN)/jobwire serve
+
+worker: install redis-up
 	$(BIN)/jobwire worker examples.tasks.settings
 
-test: install redis-binary lint
+test: install redis-binary postgres-binary lint
 	$(BIN)/pytest
 
 lint: install
