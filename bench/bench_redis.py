@@ -16,28 +16,25 @@ Usage:
 import argparse
 import asyncio
 import contextlib
-import logging
 import math
-import multiprocessing
-import os
-import platform
-import shlex
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from importlib import metadata
-from multiprocessing.connection import Connection
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import redis
 import redis.asyncio as aioredis
+from harness import (
+    WorkerProcess,
+    describe_environment,
+    jobwire_service,
+    running_worker,
+    throwaway_redis,
+)
+from systems import SYSTEMS, BenchError, System
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 DRAIN_CONCURRENCIES = (10, 100)
@@ -46,312 +43,7 @@ LATENCY_SAMPLES = 200
 LATENCY_GAP_S = 0.010
 IDLE_SETTLE_S = 0.5
 POLL_S = 0.020
-READY_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 30.0
 FINISH_TIMEOUT_S = 120.0
-
-
-class BenchError(RuntimeError):
-    """A system under test misbehaved (crashed, stalled, failed jobs)."""
-
-
-# --- task functions (both systems call them with a ctx dict) -----------------
-
-
-async def noop(ctx: dict[str, Any]) -> None:
-    """Do nothing; the job of the drain and enqueue measurements."""
-    return None
-
-
-async def stamp(ctx: dict[str, Any]) -> float:
-    """Return the wall-clock time the task started; the latency job."""
-    return time.time()
-
-
-# --- the two systems behind one interface ------------------------------------
-
-
-class System(Protocol):
-    """What the benchmark needs from a job queue library."""
-
-    key: str
-    label: str
-
-    def queue(self, url: str, name: str) -> Any:
-        """Create a queue object for ``name`` on the Redis at ``url``."""
-
-    async def connect(self, queue: Any) -> None:
-        """Open the queue's connection so later calls do not pay for it."""
-
-    async def enqueue(self, queue: Any, function: str) -> str:
-        """Enqueue one job; return the reference :meth:`results` takes."""
-
-    async def enqueue_batch(self, queue: Any, function: str, count: int) -> None:
-        """Enqueue ``count`` jobs the fastest way the library offers."""
-
-    async def finished(self, queue: Any, total: int) -> int:
-        """How many of the ``total`` jobs put on this queue have finished."""
-
-    async def results(self, queue: Any, refs: list[str]) -> list[Any]:
-        """Results of the jobs ``refs``, in order."""
-
-    async def close(self, queue: Any) -> None:
-        """Release the queue's connections."""
-
-    def worker(self, queue: Any, concurrency: int) -> Any:
-        """A worker (with ``start()``/``stop()``) running noop and stamp."""
-
-
-class Saq:
-    """SAQ 0.26.x adapter."""
-
-    key = "saq"
-    label = "SAQ"
-
-    def queue(self, url: str, name: str) -> Any:
-        from saq import Queue
-
-        return Queue.from_url(url, name=name)
-
-    async def connect(self, queue: Any) -> None:
-        await queue.connect()
-        await queue.version()
-
-    async def enqueue(self, queue: Any, function: str) -> str:
-        job = await queue.enqueue(function)
-        return str(job.key)
-
-    async def enqueue_batch(self, queue: Any, function: str, count: int) -> None:
-        # SAQ has no batch enqueue; concurrent enqueues (what its Queue.map does,
-        # capped by the queue's max_concurrent_ops=20) are its fastest way.
-        await asyncio.gather(*(queue.enqueue(function) for _ in range(count)))
-
-    async def finished(self, queue: Any, total: int) -> int:
-        # A job leaves the "incomplete" set only when it finishes.
-        return total - int(await queue.count("incomplete"))
-
-    async def results(self, queue: Any, refs: list[str]) -> list[Any]:
-        return [job.result for job in await queue.jobs(refs)]
-
-    async def close(self, queue: Any) -> None:
-        await queue.disconnect()
-
-    def worker(self, queue: Any, concurrency: int) -> Any:
-        from saq import Worker
-
-        # stop() with the default grace period of 0 cancels the idle dequeue loops
-        # and logs a warning about it every time; that is expected here.
-        logging.getLogger("saq").setLevel(logging.ERROR)
-        return Worker(queue, functions=[noop, stamp], concurrency=concurrency)
-
-
-class Jobwire:
-    """Jobwire adapter."""
-
-    key = "jobwire"
-    label = "Jobwire"
-
-    def queue(self, url: str, name: str) -> Any:
-        from jobwire import Queue
-
-        return Queue.from_url(url, name=name)
-
-    async def connect(self, queue: Any) -> None:
-        await queue.connect()
-
-    async def enqueue(self, queue: Any, function: str) -> str:
-        job = await queue.enqueue(function)
-        return str(job.id)
-
-    async def enqueue_batch(self, queue: Any, function: str, count: int) -> None:
-        from jobwire import Job
-
-        await queue.enqueue_many([Job(function) for _ in range(count)])
-
-    async def finished(self, queue: Any, total: int) -> int:
-        counts = (await queue.info())["counts"]
-        if counts["failed"] or counts["aborted"]:
-            raise BenchError(f"Jobwire: jobs did not complete: {counts}")
-        return int(counts["complete"])
-
-    async def results(self, queue: Any, refs: list[str]) -> list[Any]:
-        return [(await queue.job(ref)).result for ref in refs]
-
-    async def close(self, queue: Any) -> None:
-        await queue.close()
-
-    def worker(self, queue: Any, concurrency: int) -> Any:
-        from jobwire import Worker
-
-        return Worker(queue, functions=[noop, stamp], concurrency=concurrency)
-
-
-SYSTEMS: dict[str, System] = {s.key: s for s in (Saq(), Jobwire())}
-
-
-# --- the worker process -------------------------------------------------------
-
-
-def worker_main(
-    system_key: str,
-    url: str,
-    queue_name: str,
-    concurrency: int,
-    conn: Connection,
-    profile_to: str | None,
-) -> None:
-    """Entry point of a spawned worker process.
-
-    Connects, sends ``"ready"``, waits for ``"go"`` before starting the worker,
-    and stops it on ``"stop"``.
-
-    Args:
-        system_key: Key into :data:`SYSTEMS`.
-        url: Redis URL.
-        queue_name: Queue to work on.
-        concurrency: Worker concurrency.
-        conn: Pipe end to the parent.
-        profile_to: Path stem for pyinstrument ``.html``/``.txt`` output, or None.
-    """
-    asyncio.run(_serve(SYSTEMS[system_key], url, queue_name, concurrency, conn, profile_to))
-
-
-async def _serve(
-    system: System,
-    url: str,
-    queue_name: str,
-    concurrency: int,
-    conn: Connection,
-    profile_to: str | None,
-) -> None:
-    queue = system.queue(url, queue_name)
-    await system.connect(queue)
-    worker = system.worker(queue, concurrency)
-    commands = _command_queue(conn)
-    conn.send("ready")
-    await _expect(commands, "go")
-    profiler = _start_profiler() if profile_to else None
-    running = asyncio.create_task(worker.start())
-    stopping = asyncio.create_task(_expect(commands, "stop"))
-    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if running.done():
-        running.result()
-        raise BenchError(f"{system.label}: worker.start() returned before stop()")
-    await worker.stop()
-    await running
-    if profiler is not None and profile_to is not None:
-        _write_profile(profiler, profile_to)
-    await system.close(queue)
-
-
-def _command_queue(conn: Connection) -> "asyncio.Queue[str]":
-    commands: asyncio.Queue[str] = asyncio.Queue()
-    asyncio.get_running_loop().add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
-    return commands
-
-
-async def _expect(commands: "asyncio.Queue[str]", expected: str) -> None:
-    got = await commands.get()
-    if got != expected:
-        raise BenchError(f"worker expected {expected!r} from the parent, got {got!r}")
-
-
-def _start_profiler() -> Any:
-    from pyinstrument import Profiler
-
-    # async_mode="disabled": sample whatever the event loop thread runs, across all tasks.
-    profiler = Profiler(interval=0.001, async_mode="disabled")
-    profiler.start()
-    return profiler
-
-
-def _write_profile(profiler: Any, stem: str) -> None:
-    profiler.stop()
-    Path(stem).parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{stem}.html").write_text(profiler.output_html())
-    Path(f"{stem}.txt").write_text(profiler.output_text(unicode=True, color=False))
-
-
-@dataclass
-class WorkerProcess:
-    """Parent-side handle on a spawned worker process.
-
-    Attributes:
-        system: The system the worker runs.
-        url: Redis URL.
-        queue_name: Queue the worker works on.
-        concurrency: Worker concurrency.
-        profile_to: Path stem for a pyinstrument profile, or None.
-    """
-
-    system: System
-    url: str
-    queue_name: str
-    concurrency: int
-    profile_to: str | None = None
-    _conn: Connection | None = field(default=None, init=False)
-    _process: Any = field(default=None, init=False)
-
-    async def start(self) -> None:
-        """Spawn the process and wait until it is connected and ready."""
-        context = multiprocessing.get_context("spawn")
-        self._conn, child_conn = context.Pipe()
-        args = (
-            self.system.key,
-            self.url,
-            self.queue_name,
-            self.concurrency,
-            child_conn,
-            self.profile_to,
-        )
-        self._process = context.Process(target=worker_main, args=args, daemon=True)
-        self._process.start()
-        child_conn.close()
-        if not await asyncio.to_thread(self._conn.poll, READY_TIMEOUT_S):
-            self.check_alive()
-            raise BenchError(f"{self.system.label}: worker not ready after {READY_TIMEOUT_S}s")
-        ready = self._conn.recv()
-        if ready != "ready":
-            raise BenchError(f"{self.system.label}: worker sent {ready!r} instead of 'ready'")
-
-    def go(self) -> None:
-        """Tell the worker to start its Worker."""
-        self._send("go")
-
-    def check_alive(self) -> None:
-        """Raise if the worker process has exited."""
-        if not self._process.is_alive():
-            raise BenchError(
-                f"{self.system.label}: worker process exited with code {self._process.exitcode}"
-            )
-
-    async def stop(self) -> None:
-        """Ask the worker to stop gracefully and wait for the process to exit."""
-        if self._process.is_alive():
-            with contextlib.suppress(OSError):
-                self._send("stop")
-            await asyncio.to_thread(self._process.join, STOP_TIMEOUT_S)
-        if self._process.is_alive():
-            self._process.kill()
-            raise BenchError(f"{self.system.label}: worker did not stop within {STOP_TIMEOUT_S}s")
-        if self._process.exitcode != 0:
-            raise BenchError(
-                f"{self.system.label}: worker process exited with code {self._process.exitcode}"
-            )
-
-    def _send(self, command: str) -> None:
-        assert self._conn is not None
-        self._conn.send(command)
-
-
-@contextlib.asynccontextmanager
-async def running_worker(worker: WorkerProcess) -> AsyncIterator[WorkerProcess]:
-    """Start ``worker`` (up to ready, not go) and stop it on exit."""
-    await worker.start()
-    try:
-        yield worker
-    finally:
-        await worker.stop()
 
 
 # --- measurements ---------------------------------------------------------------
@@ -548,23 +240,24 @@ async def profile_jobwire(ctx: Context) -> None:
         )
 
 
-def report(samples: Samples, runs: int, environment: str) -> str:
-    """The markdown report: environment, command, and the table of medians."""
-    header = (
-        "| metric | SAQ | Jobwire | Jobwire vs SAQ (>1 = Jobwire better: "
-        "Jobwire/SAQ for throughput, SAQ/Jobwire for latency) |"
-    )
-    lines = [environment, "", header, "|---|---:|---:|---:|"]
+def report(samples: Samples, systems: list[System], runs: int, environment: str) -> str:
+    """The markdown report: environment, command, and the table of medians.
+
+    Each Jobwire column gets a ratio against SAQ (>1 = Jobwire better: Jobwire/SAQ for
+    throughput, SAQ/Jobwire for latency).
+    """
+    peers = [s for s in systems if s.key != "saq"]
+    header = ["metric", *(s.label for s in systems), *(f"{s.label} vs SAQ" for s in peers)]
+    lines = [environment, "", "| " + " | ".join(header) + " |",
+             "|---|" + "---:|" * (len(header) - 1)]  # fmt: skip
     for key, metric in METRICS.items():
-        saq = _median(samples, key, "saq")
-        jobwire = _median(samples, key, "jobwire")
-        ratio = _ratio(saq, jobwire, metric.higher_is_better)
-        lines.append(
-            f"| {metric.label} ({metric.unit}) | {_cell(saq, metric)} | "
-            f"{_cell(jobwire, metric)} | {ratio} |"
-        )
+        values = {s.key: _median(samples, key, s.key) for s in systems}
+        cells = [_cell(values[s.key], metric) for s in systems]
+        ratios = [_ratio(values.get("saq"), values[s.key], metric.higher_is_better) for s in peers]
+        lines.append(f"| {metric.label} ({metric.unit}) | " + " | ".join(cells + ratios) + " |")
     lines += [
         "",
+        "Ratios: >1 means Jobwire is better (Jobwire/SAQ for throughput, SAQ/Jobwire for latency).",
         f"Medians over {runs} runs (batch enqueue: over {len(DRAIN_CONCURRENCIES) * runs}"
         " samples, the drain prefills).",
     ]
@@ -596,79 +289,6 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# --- environment -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def throwaway_redis() -> Iterator[str]:
-    """Run a non-persisting redis-server on a free port; yield its URL."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-redis-") as tmp:
-        command = [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            tmp,
-        ]
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        try:
-            _wait_for_redis(port, server)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-
-
-def _wait_for_redis(port: int, server: subprocess.Popen[bytes]) -> None:
-    client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-        finally:
-            client.close()
-
-
-async def describe_environment(admin: aioredis.Redis, systems: list[System]) -> str:
-    """Machine, versions and the exact command, as markdown lines."""
-    server = await admin.info("server")
-    versions = ", ".join(f"{s.label} {_version(s.key)}" for s in systems)
-    return "\n".join(
-        [
-            f"- machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}",
-            f"- python {platform.python_version()}, redis-server {server['redis_version']}, "
-            f"{versions}",
-            f"- command: `{shlex.join([sys.executable, *sys.argv])}`",
-        ]
-    )
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "(not installed)"
-
-
 # --- entry point -------------------------------------------------------------------
 
 
@@ -691,8 +311,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--systems",
-        default="saq,jobwire",
-        help="comma-separated subset of: saq,jobwire (default both)",
+        default="saq,jobwire,jobwire-http",
+        help="comma-separated subset of: saq,jobwire,jobwire-http (default all three)",
     )
     parser.add_argument(
         "--profile",
@@ -716,7 +336,7 @@ async def bench(url: str, args: argparse.Namespace) -> str:
         await admin.flushdb()
     finally:
         await admin.aclose()
-    return report(samples, args.runs, environment)
+    return report(samples, systems, args.runs, environment)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -724,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with contextlib.ExitStack() as stack:
         url = args.redis_url or stack.enter_context(throwaway_redis())
+        if "jobwire-http" in args.systems:
+            stack.enter_context(jobwire_service(url))
         try:
             print(asyncio.run(bench(url, args)))
         except BenchError as exc:

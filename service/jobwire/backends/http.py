@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 import orjson
 
 from jobwire import errors
@@ -53,34 +53,46 @@ class HttpBackend(Backend):
         queue_name: str,
         *,
         lease_s: float = DEFAULT_LEASE_S,
-        client: httpx.AsyncClient | None = None,
+        session: "_Session | None" = None,
     ) -> None:
         super().__init__(queue_name, lease_s=lease_s)
         self.url = url
-        self._owns_client = client is None
-        self._client = client or _client_for(url)
+        self._owns_session = session is None
+        self._session = session or _Session(url)
         self._work = asyncio.Event()
 
     def for_queue(self, queue_name: str) -> "HttpBackend":
-        return HttpBackend(self.url, queue_name, lease_s=self.lease_s, client=self._client)
+        return HttpBackend(self.url, queue_name, lease_s=self.lease_s, session=self._session)
 
     async def close(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        if self._owns_session:
+            await self._session.close()
 
     async def _call(
-        self, method: str, path: str, *, timeout_s: float | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout_s: float | None = None,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
     ) -> Any:
         """One request; the service's error body becomes the matching JobwireError."""
-        if "json" in kwargs:  # orjson: faster, and exact for floats
-            kwargs["content"] = orjson.dumps(kwargs.pop("json"))
-            kwargs["headers"] = {"content-type": "application/json"}
-        if timeout_s is not None:  # a long poll: the request outlives the default timeout
-            kwargs["timeout"] = timeout_s + 10
-        response = await self._client.request(method, path, **kwargs)
-        if response.status_code < 300:
-            return orjson.loads(response.content) if response.content else None
-        raise _error_from(response)
+        session = await self._session.get()
+        body = orjson.dumps(json) if json is not None else None  # orjson: fast, exact floats
+        timeout = aiohttp.ClientTimeout(total=timeout_s + 10 if timeout_s is not None else 30.0)
+        async with session.request(
+            method,
+            self._session.base + path,
+            data=body,
+            params=params,
+            timeout=timeout,
+            headers=_JSON if body else None,
+        ) as response:
+            content = await response.read()
+            if response.status < 300:
+                return orjson.loads(content) if content else None
+            raise _error_from(response.status, content)
 
     def _job_path(self, job_id: str, action: str = "") -> str:
         return f"/v1/jobs/{job_id}{action}"
@@ -230,13 +242,14 @@ class HttpBackend(Backend):
         return None
 
     async def watch(self, job_id: str) -> AsyncIterator[Job | None]:
-        path = self._job_path(job_id, "/events")
-        async with self._client.stream("GET", path, params=self._hint, timeout=None) as response:
-            if response.status_code >= 300:
-                await response.aread()
-                raise _error_from(response)
-            async for line in response.aiter_lines():
-                if line.startswith("data:"):
+        session = await self._session.get()
+        url = self._session.base + self._job_path(job_id, "/events")
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+        async with session.get(url, params=self._hint, timeout=timeout) as response:
+            if response.status >= 300:
+                raise _error_from(response.status, await response.read())
+            async for line in response.content:
+                if line.startswith(b"data:"):
                     data = orjson.loads(line[5:])
                     yield Job.from_dict(data) if "function" in data else None
 
@@ -244,27 +257,43 @@ class HttpBackend(Backend):
         return None  # the service records workers as they lease and renew
 
 
-def _client_for(url: str) -> httpx.AsyncClient:
-    parts = urlsplit(url)
-    token = parts.password or os.environ.get("JOBWIRE_TOKEN")
-    host = parts.hostname or "localhost"
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-    return httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0, limits=limits)
+_JSON = {"content-type": "application/json"}
 
 
-def _error_from(response: httpx.Response) -> errors.JobwireError:
+class _Session:
+    """One aiohttp session (connection pool), opened on first use inside the loop."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port:
+            netloc += f":{parts.port}"
+        self.base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        token = parts.password or os.environ.get("JOBWIRE_TOKEN")
+        self._headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def get(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=60)
+            self._session = aiohttp.ClientSession(headers=self._headers, connector=connector)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _error_from(status: int, content: bytes) -> errors.JobwireError:
     try:
-        error = orjson.loads(response.content)["error"]
+        error = orjson.loads(content)["error"]
         code, message = error["code"], error["message"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        code, message = "internal", response.text[:500]
+        code, message = "internal", content[:500].decode(errors="replace")
     cls = _ERRORS.get(code, errors.JobwireError)
-    return cls(f"{message} (HTTP {response.status_code})")
+    return cls(f"{message} (HTTP {status})")
 
 
 def _request_for(job: Job) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 import enum
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -93,10 +93,10 @@ class Authenticator:
             raise Forbidden(f"role {role} may not {permission}")
 
 
-def require(permission: Permission) -> Callable[[Request], None]:
+def require(permission: Permission) -> Callable[[Request], Awaitable[None]]:
     """A FastAPI dependency that enforces ``permission``."""
 
-    def dependency(request: Request) -> None:
+    async def dependency(request: Request) -> None:  # async: a sync one runs in a thread
         request.app.state.auth.check(request.headers.get("authorization"), permission)
 
     return dependency
