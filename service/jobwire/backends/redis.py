@@ -36,6 +36,7 @@ logger = logging.getLogger("jobwire.redis")
 
 _SCRIPTS = ("enqueue", "lease", "renew", "update", "settle", "abort", "retry", "expired", "delete")
 _QUEUES_KEY = "jobwire:queues"  # set of queue names (outside any queue's slot)
+_REGISTER_EVERY_S = 60.0  # how often an enqueuing process re-adds its queue to that set
 _ENQUEUE_CHUNK = 500  # jobs per script call: bounds how long one call blocks Redis
 _WORKER_SEEN_S = 60.0
 _FINISHED_INDEXES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
@@ -71,7 +72,7 @@ class RedisBackend(Backend):
         self.url = url
         self.redis: Redis = client or Redis.from_url(url)
         self._owns_client = client is None
-        self._registered = False
+        self._registered_at = -_REGISTER_EVERY_S
         self.prefix = f"jobwire:{{{queue_name}}}:"
         self._scripts: dict[str, AsyncScript] = {
             name: self.redis.register_script(source) for name, source in _SOURCES.items()
@@ -93,9 +94,9 @@ class RedisBackend(Backend):
         return await self._scripts[script](keys=[self.prefix], args=args)
 
     async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
-        if not self._registered:  # once per process: cheap, idempotent
+        if time.monotonic() - self._registered_at > _REGISTER_EVERY_S:  # survives a FLUSHALL
             await self.redis.sadd(_QUEUES_KEY, self.queue_name)
-            self._registered = True
+            self._registered_at = time.monotonic()
         chunks = [
             _enqueue_args(jobs[i : i + _ENQUEUE_CHUNK]) for i in range(0, len(jobs), _ENQUEUE_CHUNK)
         ]
