@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "worker":
-        return _run_workers(args.settings, args.workers, args.burst)
+        return _run_workers(args.settings, args.workers, args.burst, args.concurrency)
     return asyncio.run(_client_command(args))
 
 
@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    worker.add_argument(
+        "--concurrency", type=int, help="jobs at once per process (overrides settings)"
+    )
 
     for name, help_text in [
         ("enqueue", "enqueue a job"),
@@ -170,12 +173,14 @@ def _print(value: Any) -> None:
     print(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
-def _run_workers(settings_path: str, processes: int, burst: bool) -> int:
+def _run_workers(settings_path: str, processes: int, burst: bool, concurrency: int | None) -> int:
     if processes <= 1:
-        return asyncio.run(_work(settings_path, burst))
+        return asyncio.run(_work(settings_path, burst, concurrency))
     context = multiprocessing.get_context("spawn")
     children = [
-        context.Process(target=_child, args=(settings_path, burst), name=f"jobwire-worker-{i}")
+        context.Process(
+            target=_child, args=(settings_path, burst, concurrency), name=f"jobwire-worker-{i}"
+        )
         for i in range(processes)
     ]
     for child in children:
@@ -189,20 +194,22 @@ def _run_workers(settings_path: str, processes: int, burst: bool) -> int:
     return max((child.exitcode or 0) for child in children)
 
 
-def _child(settings_path: str, burst: bool) -> None:
+def _child(settings_path: str, burst: bool, concurrency: int | None) -> None:
     logging.basicConfig(
         level=logging.getLogger().level or logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    sys.exit(asyncio.run(_work(settings_path, burst)))
+    sys.exit(asyncio.run(_work(settings_path, burst, concurrency)))
 
 
-async def _work(settings_path: str, burst: bool) -> int:
+async def _work(settings_path: str, burst: bool, concurrency: int | None) -> int:
     settings = load_settings(settings_path)
     queue = settings["queue"]
     if isinstance(queue, str):
         queue = Queue.from_url(queue)
     options = {name: settings[name] for name in _WORKER_OPTIONS if name in settings}
+    if concurrency is not None:
+        options["concurrency"] = concurrency
     worker = Worker(queue, burst=burst, **options)
     try:
         await worker.start()
