@@ -12,6 +12,7 @@ from jobwire.errors import JobAborted, JobFailed, JobNotFound, StaleLease
 from jobwire.job import DEFAULT_LEASE_S, NAME_PATTERN, ErrorInfo, Job, Status
 
 logger = logging.getLogger("jobwire.queue")
+THROUGHPUT_WINDOW_S = 300.0
 
 
 class Queue:
@@ -239,7 +240,8 @@ class Queue:
             raise JobNotFound(f"no job {job_id!r} in queue {self.name!r}")
 
     async def info(self) -> dict[str, Any]:
-        """Counts per status and the workers seen in the last minute."""
+        """Counts per status, workers seen in the last minute, and jobs finished per
+        second over the last five minutes (``finished_per_s``)."""
         await self.connect()
         counts = await self.backend.counts()
         return {
@@ -247,6 +249,7 @@ class Queue:
             "counts": {status.value: count for status, count in counts.items()},
             "scheduled": counts[Status.SCHEDULED],
             "workers": await self.backend.workers(),
+            "finished_per_s": await self.backend.throughput(THROUGHPUT_WINDOW_S),
         }
 
     async def update(

@@ -3,6 +3,8 @@
 import time
 from typing import Any
 
+import pytest
+
 from jobwire import Queue, Status
 
 ALL_COUNTS = {"queued", "scheduled", "active", "aborting", "complete", "failed", "aborted"}
@@ -120,3 +122,21 @@ async def _worker_entries(queue: Queue) -> list[dict[str, Any]]:
 async def _has_workers(queue: Queue, ids: set[str]) -> bool:
     """Whether ``queue.info()`` reports exactly the workers ``ids``."""
     return {w["id"] for w in await _worker_entries(queue)} == ids
+
+
+async def test_info_reports_recent_throughput(queue: Queue, running_worker: Any) -> None:
+    """``finished_per_s`` counts jobs finished in the last five minutes, failures too."""
+
+    async def ok(ctx: dict[str, Any]) -> None:
+        return None
+
+    async def bad(ctx: dict[str, Any]) -> None:
+        raise RuntimeError("no")
+
+    assert (await queue.info())["finished_per_s"] == 0
+    async with running_worker(queue, [ok, bad]):
+        jobs = [await queue.enqueue("ok") for _ in range(4)] + [await queue.enqueue("bad")]
+        for job in jobs:
+            assert job is not None
+            await queue.wait(job, timeout=5)
+    assert (await queue.info())["finished_per_s"] == pytest.approx(5 / 300)

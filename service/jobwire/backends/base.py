@@ -9,10 +9,11 @@ import abc
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
-from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
+from jobwire.job import DEFAULT_LEASE_S, FINISHED, ErrorInfo, Job, Status
 
 LeaseState = Literal["active", "aborting", "lost"]
 logger = logging.getLogger("jobwire.backend")
@@ -159,6 +160,18 @@ class Backend(abc.ABC):
                 return
             last = job
             await asyncio.sleep(0.5)
+
+    async def throughput(self, window_s: float) -> float:
+        """Jobs finished per second over the last ``window_s`` seconds.
+
+        This default counts finished jobs still readable (so ``ttl=-1`` jobs are missed);
+        backends that keep counters override it.
+        """
+        cutoff = time.time() - window_s
+        finished = 0
+        for status in FINISHED:
+            finished += sum(j.completed >= cutoff for j in await self.list_jobs(status, 10_000))
+        return finished / window_s
 
     async def queues(self) -> list[str]:
         """Names of the queues this store holds jobs for (sorted)."""

@@ -134,6 +134,10 @@ class HttpBackend(Backend):
         info = await self._call("GET", f"/v1/queues/{self.queue_name}")
         return list(info["workers"])
 
+    async def throughput(self, window_s: float) -> float:
+        info = await self._call("GET", f"/v1/queues/{self.queue_name}")
+        return float(info["finished_per_s"])  # over the service's window (five minutes)
+
     async def queues(self) -> list[str]:
         reply = await self._call("GET", "/v1/queues")
         return [queue["name"] for queue in reply["queues"]]

@@ -7,7 +7,7 @@ Keys of queue ``q`` (all share the ``{q}`` hash tag, so one Redis Cluster slot):
   time), ``active`` (zset, score = lease expiry; holds aborting jobs too), ``aborting``
   (set), ``complete``/``failed``/``aborted`` (zsets, score = ttl expiry);
 - ``keys``: hash of dedup key -> job id; ``seq``: FIFO counter; ``workers`` (zset, score =
-  last seen) and ``workerinfo`` (hash).
+  last seen) and ``workerinfo`` (hash); ``finished_per_minute`` (hash: minute -> count).
 
 Channels: ``jobwire:{q}:wake`` (new work), ``jobwire:{q}:events`` (a job changed; payload: id).
 """
@@ -283,6 +283,11 @@ class RedisBackend(Backend):
                     return
                 await changed.wait()
                 changed.clear()
+
+    async def throughput(self, window_s: float) -> float:
+        buckets = await self.redis.hgetall(self.prefix + "finished_per_minute")
+        since = int((time.time() - window_s) // 60)  # whole minutes: a slight overestimate
+        return sum(int(n) for minute, n in buckets.items() if int(minute) >= since) / window_s
 
     async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
         seen = time.time()

@@ -56,5 +56,6 @@ local function finish(id, key, status, fields)
   else
     redis.call('ZADD', prefix .. status, '+inf', id)
   end
+  redis.call('HINCRBY', prefix .. 'finished_per_minute', math.floor(now / 60), 1)
   publish(id)
 end
