@@ -21,9 +21,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_service(backend_url: str, *args: str, env: dict[str, str] | None = None) -> tuple[
-    subprocess.Popen[bytes], str, str
-]:
+def start_service(
+    backend_url: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
     """Start `jobwire serve` and wait until /readyz answers 200.
 
     Returns:

@@ -1,7 +1,7 @@
 """The one exception tree of Jobwire.
 
-Every error carries a stable ``code`` and the HTTP status a network edge answers with,
-so that the REST and gRPC layers translate errors once, in one place.
+Every error carries a stable ``code``, and the HTTP status and gRPC status code (by name)
+a network edge answers with, so that the REST and gRPC layers translate errors once.
 """
 
 from typing import TYPE_CHECKING, ClassVar
@@ -15,6 +15,7 @@ class JobwireError(Exception):
 
     code: ClassVar[str] = "internal"
     http_status: ClassVar[int] = 500
+    grpc_status: ClassVar[str] = "INTERNAL"
 
 
 class JobNotFound(JobwireError):
@@ -22,6 +23,7 @@ class JobNotFound(JobwireError):
 
     code = "not_found"
     http_status = 404
+    grpc_status = "NOT_FOUND"
 
 
 class InvalidJobState(JobwireError):
@@ -29,6 +31,7 @@ class InvalidJobState(JobwireError):
 
     code = "invalid_state"
     http_status = 409
+    grpc_status = "FAILED_PRECONDITION"
 
 
 class StaleLease(JobwireError):
@@ -40,6 +43,7 @@ class StaleLease(JobwireError):
 
     code = "stale_lease"
     http_status = 409
+    grpc_status = "FAILED_PRECONDITION"
 
 
 class InvalidRequest(JobwireError, ValueError):
@@ -47,6 +51,7 @@ class InvalidRequest(JobwireError, ValueError):
 
     code = "invalid_request"
     http_status = 400
+    grpc_status = "INVALID_ARGUMENT"
 
 
 class PayloadTooLarge(JobwireError):
@@ -54,6 +59,7 @@ class PayloadTooLarge(JobwireError):
 
     code = "payload_too_large"
     http_status = 413
+    grpc_status = "RESOURCE_EXHAUSTED"
 
 
 class Unauthenticated(JobwireError):
@@ -61,6 +67,7 @@ class Unauthenticated(JobwireError):
 
     code = "unauthenticated"
     http_status = 401
+    grpc_status = "UNAUTHENTICATED"
 
 
 class Forbidden(JobwireError):
@@ -68,6 +75,14 @@ class Forbidden(JobwireError):
 
     code = "forbidden"
     http_status = 403
+    grpc_status = "PERMISSION_DENIED"
+
+
+class Unavailable(JobwireError):
+    """The store cannot be reached right now; the request may be retried."""
+
+    code = "unavailable"
+    http_status = 503
 
 
 class JobFailed(JobwireError):

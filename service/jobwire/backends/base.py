@@ -68,6 +68,7 @@ class Backend(abc.ABC):
     def __init__(self, queue_name: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.queue_name = queue_name
         self.lease_s = lease_s
+        self.interrupted = False
 
     @abc.abstractmethod
     def for_queue(self, queue_name: str) -> "Backend":
@@ -127,15 +128,19 @@ class Backend(abc.ABC):
     async def lease_or_wait(
         self, worker_id: str, max_jobs: int, wait_s: float
     ) -> tuple[list[Job], float | None]:
-        """``lease``, but when nothing is due wait up to ``wait_s`` for work, then retry.
+        """``lease``, but when nothing is due keep waiting for work up to ``wait_s``.
 
-        Network clients override this to hold the wait on the server (a long poll).
+        Returns early, empty-handed, after ``interrupt_wait``. Network clients override
+        this to hold the wait on the server (a long poll).
         """
-        jobs, next_due_s = await self.lease(worker_id, max_jobs)
-        if jobs or wait_s <= 0:
-            return jobs, next_due_s
-        await self.wait_for_work(wait_s if next_due_s is None else min(wait_s, next_due_s))
-        return await self.lease(worker_id, max_jobs)
+        self.interrupted = False
+        deadline = time.monotonic() + wait_s
+        while True:
+            jobs, next_due_s = await self.lease(worker_id, max_jobs)
+            left_s = deadline - time.monotonic()
+            if jobs or left_s <= 0 or self.interrupted:
+                return jobs, next_due_s
+            await self.wait_for_work(left_s if next_due_s is None else min(left_s, next_due_s))
 
     async def sweep(self, limit: int) -> int:
         """Reclaim up to ``limit`` jobs whose lease expired; return how many."""
@@ -215,8 +220,12 @@ class Backend(abc.ABC):
     async def wait_for_work(self, timeout_s: float) -> None:
         """Return when new work may be available, or after ``timeout_s``."""
 
-    @abc.abstractmethod
     def interrupt_wait(self) -> None:
+        """End a pending ``lease_or_wait`` in this process now (empty-handed)."""
+        self.interrupted = True
+        self.wake_local()
+
+    def wake_local(self) -> None:  # noqa: B027 - backends with local waiters override it
         """Make a pending (or the next) ``wait_for_work`` in this process return now."""
 
     @abc.abstractmethod

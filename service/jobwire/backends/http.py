@@ -33,6 +33,7 @@ _ERRORS: dict[str, type[errors.JobwireError]] = {
         errors.PayloadTooLarge,
         errors.Unauthenticated,
         errors.Forbidden,
+        errors.Unavailable,
     )
 }
 
@@ -224,7 +225,7 @@ class HttpBackend(Backend):
                 await self._work.wait()
         self._work.clear()
 
-    def interrupt_wait(self) -> None:
+    def wake_local(self) -> None:
         self._work.set()
 
     async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:

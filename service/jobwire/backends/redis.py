@@ -262,7 +262,7 @@ class RedisBackend(Backend):
     async def wait_for_work(self, timeout_s: float) -> None:
         await self._events.wait_for_work(timeout_s)
 
-    def interrupt_wait(self) -> None:
+    def wake_local(self) -> None:
         self._events.work.set()
 
     async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:

@@ -1,6 +1,7 @@
 """Client routes: enqueue, read, wait, watch, abort, retry, delete, and queue views."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from jobwire.server.responses import JsonResponse
 from jobwire.server.schemas import AbortRequest, BatchRequest, EnqueueRequest
 
 router = APIRouter()
+FILTER_SCAN_LIMIT = 10_000  # jobs scanned when filtering by function
 QueueName = Annotated[str, Path(pattern=NAME_PATTERN, description="Queue name.")]
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="Job id.")]
 QueueHint = Annotated[str | None, Query(pattern=NAME_PATTERN, description="Look only here.")]
@@ -85,12 +87,22 @@ async def apply(
 
 
 async def _finished_or_202(request: Request, queue: Queue, job: Job, wait_s: float) -> JsonResponse:
-    try:
-        done = await queue.wait(job, timeout=min(wait_s, request.app.state.settings.max_wait_s))
-    except TimeoutError:
-        current = await queue.job(job.id)
-        return JsonResponse(job_body(current or job), status_code=202)
-    return JsonResponse(job_body(done))
+    """The job once finished (200), or as it is when the wait ends first (202).
+
+    The wait also ends when the service starts shutting down.
+    """
+    state = request.app.state
+    waiting = asyncio.ensure_future(queue.wait(job, timeout=min(wait_s, state.settings.max_wait_s)))
+    draining = asyncio.ensure_future(state.draining.wait())
+    await asyncio.wait({waiting, draining}, return_when=asyncio.FIRST_COMPLETED)
+    draining.cancel()
+    if waiting.done():
+        with contextlib.suppress(TimeoutError):
+            return JsonResponse(job_body(waiting.result()))
+    else:
+        waiting.cancel()
+    current = await queue.job(job.id)
+    return JsonResponse(job_body(current or job), status_code=202)
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(Permission.READ))])
@@ -134,6 +146,7 @@ async def abort(
     """Abort: a queued job at once, an active one when its worker next hears."""
     owner, _ = await registry(request).find(job_id, queue)
     job = await owner.abort(job_id, error=(body or AbortRequest()).error)
+    registry(request).aborted(job)
     return JsonResponse(job_body(job))
 
 
@@ -187,10 +200,12 @@ async def list_jobs(
     """A page of jobs; pass ``next_cursor`` back as ``cursor`` for the next page.
 
     The cursor is an offset: pages are read from the start of the status index, so deep
-    pages cost more (fine for browsing, not for bulk export).
+    pages cost more (fine for browsing, not for bulk export). With ``function``, the
+    first ``FILTER_SCAN_LIMIT`` jobs of the index are scanned.
     """
     offset = int(cursor or 0)
-    jobs = await registry(request).get(queue).jobs(status, limit=offset + limit + 1)
+    window = FILTER_SCAN_LIMIT if function is not None else offset + limit + 1
+    jobs = await registry(request).get(queue).jobs(status, limit=window)
     if function is not None:
         jobs = [job for job in jobs if job.function == function]
     page = jobs[offset : offset + limit]

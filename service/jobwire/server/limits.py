@@ -9,7 +9,8 @@ from jobwire.server.metrics import ASGIApp, Receive, Scope, Send
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes``: at once by Content-Length, else while reading."""
+    """Refuse bodies over ``max_bytes``: at once by Content-Length, else while reading
+    (a body without Content-Length is read here, up to the limit, and replayed)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -20,21 +21,42 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit():
+            if int(declared) <= self.max_bytes:
+                await self.app(scope, receive, send)
+                return
             response = error_response(413, PayloadTooLarge.code, self._message())
             await response(scope, receive, send)
             return
-        seen = 0
+        body = await self._read_limited(receive)
+        if body is None:
+            response = error_response(413, PayloadTooLarge.code, self._message())
+            await response(scope, receive, send)
+            return
+        replayed = False
 
-        async def counting_receive() -> MutableMapping[str, Any]:
-            nonlocal seen
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for the disconnect
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _read_limited(self, receive: Receive) -> bytes | None:
+        """The whole body, or ``None`` once it goes over the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise PayloadTooLarge(self._message())
-            return message
-
-        await self.app(scope, counting_receive, send)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def _message(self) -> str:
         return f"request body over {self.max_bytes} bytes"

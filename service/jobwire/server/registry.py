@@ -1,6 +1,8 @@
 """The queues the service serves, all on one backend and its connections."""
 
+import logging
 import re
+from collections.abc import Callable
 
 from jobwire.backends import backend_from_url
 from jobwire.backends.base import Backend
@@ -9,6 +11,7 @@ from jobwire.job import DEFAULT_LEASE_S, NAME_PATTERN, Job
 from jobwire.queue import Queue
 
 _NAME = re.compile(NAME_PATTERN)
+logger = logging.getLogger("jobwire.server")
 
 
 class QueueRegistry:
@@ -22,6 +25,7 @@ class QueueRegistry:
     def __init__(self, url: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.root: Backend = backend_from_url(url, "default", lease_s=lease_s)
         self._queues: dict[tuple[str, float], Queue] = {}
+        self._abort_listeners: list[Callable[[Job], None]] = []
 
     def get(self, name: str, lease_s: float | None = None) -> Queue:
         """The queue called ``name`` (whose jobs get ``lease_s`` leases by default).
@@ -55,6 +59,24 @@ class QueueRegistry:
             where = f"queue {queue!r}" if queue else "any queue"
             raise JobNotFound(f"no job {job_id!r} in {where}")
         return owner, job
+
+    def on_abort(self, listener: Callable[[Job], None]) -> None:
+        """Call ``listener(job)`` whenever a job is aborted through this process (REST or
+        gRPC), so that a worker streaming from here can be told at once."""
+        self._abort_listeners.append(listener)
+
+    def aborted(self, job: Job) -> None:
+        """Tell the listeners that ``job`` was just aborted (its status after the abort)."""
+        for listener in self._abort_listeners:
+            try:
+                listener(job)
+            except Exception:
+                logger.exception("abort listener failed for job %s", job.id)
+
+    def interrupt_waits(self) -> None:
+        """End every waiting lease in this process (shutdown is starting)."""
+        for queue in self._queues.values():
+            queue.backend.interrupt_wait()
 
     async def names(self) -> list[str]:
         """Names of every queue the store knows."""
