@@ -34,10 +34,12 @@ redis-up: redis-binary
 	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || \
 		redis-server --daemonize yes --port $(REDIS_PORT) --bind 127.0.0.1 --save "" --appendonly no
 
-run: install redis-up
-	JOBWIRE_BACKEND=redis://127.0.0.1:$(REDIS_PORT) $(BIN)/jobwire serve
+# The service on the embedded SQLite store (./jobwire.db): nothing else needs to run.
+run: install
+	$(BIN)/jobwire serve
 
-worker: install redis-up
+# The example worker, pulling from the service that `make run` started.
+worker: install
 	$(BIN)/jobwire worker examples.tasks.settings
 
 test: install redis-binary postgres-binary lint

@@ -12,7 +12,7 @@ from typing import Any
 from jobwire import CronJob, Queue
 
 log = logging.getLogger("examples.tasks")
-queue = Queue.from_url(os.environ.get("JOBWIRE_URL", "redis://127.0.0.1:6379"))
+queue = Queue.from_url(os.environ.get("JOBWIRE_URL", "http://127.0.0.1:8080"))
 
 
 class Mailer:

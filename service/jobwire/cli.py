@@ -15,7 +15,7 @@ import orjson
 from jobwire.queue import Queue
 from jobwire.worker import Worker
 
-DEFAULT_URL = "redis://127.0.0.1:6379"
+DEFAULT_URL = "http://127.0.0.1:8080"  # client commands talk to the local service
 _WORKER_OPTIONS = (
     "functions",
     "cron_jobs",

@@ -45,7 +45,9 @@ class Queue:
         ttl: int = 600,
         lease_s: float = DEFAULT_LEASE_S,
     ) -> "Queue":
-        """Open a queue by URL: ``redis://`` or ``rediss://``.
+        """Open a queue by URL: ``redis://``/``rediss://``, ``postgresql://`` (also
+        ``postgres://``, ``postgresql+asyncpg://``), ``sqlite:///path.db``, or a running
+        Jobwire service at ``http(s)://[:token@]host:port``.
 
         Args:
             url: Where the queue lives.

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobwire.server.auth import Role, parse_tokens
 
-DEFAULT_BACKEND = "redis://127.0.0.1:6379"  # the embedded SQLite default arrives with its backend
+DEFAULT_BACKEND = "sqlite:///jobwire.db"  # embedded: works with nothing else running
 
 
 class Settings(BaseSettings):

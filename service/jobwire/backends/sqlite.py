@@ -1,0 +1,377 @@
+"""SQLite backend: the embedded default, one database file on one host.
+
+Jobs of every queue live in one ``jobwire_jobs`` table (``sql/sqlite/*.sql``, migrated
+on first use by ``PRAGMA user_version``), keyed by ``(queue, id)``. Each primitive the
+Redis backend runs as a Lua script is here one short ``BEGIN IMMEDIATE`` transaction
+with the same semantics, so several worker processes on one file never lease a job
+twice: SQLite lets one writer in at a time (the others wait up to a busy timeout) and
+WAL mode keeps readers out of the writer's way. Times are Unix seconds from the local
+clock, which is the store's clock here. ``sqlite://:memory:`` is one database shared
+by the backends of one event loop in this process (it lives while one of them is open).
+Across several worker processes the store stays correct, but every write waits for the
+one writer's turn: it suits one host and modest rates, not a fleet.
+
+Wake-ups: SQLite has no LISTEN/NOTIFY. A commit made in this process wakes this
+process's waiters at once (all backends on one database in one event loop share one
+connection and one set of events). Commits of *other* processes are noticed by polling
+``PRAGMA data_version`` (an in-memory check) every 50 ms while anyone here waits, then
+the per-queue counters the commit bumped. The trade-off: across processes, new work or
+a finished job is seen up to ~50 ms late, for ~20 tiny queries a second in each
+waiting process (an idle worker always waits); a process that waits for nothing does
+not poll. Within one process the wake-up is immediate.
+"""
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from jobwire.backends.base import Backend, LeaseState, Outcome
+from jobwire.backends.redis_codec import error_json
+from jobwire.backends.sqlite_rows import (
+    VISIBLE,
+    Enqueue,
+    finish,
+    holds,
+    job_of,
+    key_holder,
+    next_due,
+    push_queued,
+    rows_by_id,
+    settle_row,
+    store_rows,
+    visible_row,
+)
+from jobwire.backends.sqlite_store import Row, Store, StoreLink, Tx, database_of
+from jobwire.errors import InvalidJobState
+from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
+
+_LIVE = ("queued", "scheduled", "active", "aborting")
+_WORKER_SEEN_S = 60.0
+_WORKER_FORGET_S = 3600.0
+_THROUGHPUT_KEPT_MIN = 60  # minutes of finished-job counts kept, as on Redis
+
+_LEASE = """
+UPDATE jobwire_jobs SET status = 'active', attempts = attempts + 1, started = :now,
+    touched = :now, lease = :token || '.' || seq, worker = :worker,
+    lease_expires = :now + CASE WHEN heartbeat > 0 THEN heartbeat ELSE :lease_s END
+WHERE queue = :queue AND id IN (
+    SELECT id FROM jobwire_jobs WHERE queue = :queue AND status = 'queued'
+    ORDER BY priority DESC, seq LIMIT :limit)
+RETURNING *"""
+_LIST_ORDER = {
+    Status.QUEUED: "priority DESC, seq",
+    Status.SCHEDULED: "scheduled, id",
+    Status.ACTIVE: "lease_expires, id",
+    Status.ABORTING: "id",
+}
+_FINISHED_ORDER = "expires_at IS NULL DESC, expires_at DESC, id DESC"  # newest ttl first
+
+
+class SqliteBackend(Backend):
+    """Queue storage in a local SQLite database.
+
+    Args:
+        url: ``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` or
+            ``sqlite://:memory:``.
+        queue_name: The queue.
+        lease_s: Default lease for jobs with ``heartbeat == 0``.
+        link: The store of a backend this one is a sibling of (internal; see
+            ``for_queue``).
+
+    Raises:
+        ValueError: The URL is not a SQLite URL.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        queue_name: str,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        link: StoreLink | None = None,
+    ) -> None:
+        super().__init__(queue_name, lease_s=lease_s)
+        self.url = url
+        self._link = link or StoreLink(database_of(url))
+        self._owns_link = link is None
+        self._work = asyncio.Event()
+        self._listening: Store | None = None
+
+    def for_queue(self, queue_name: str) -> "SqliteBackend":
+        return SqliteBackend(self.url, queue_name, lease_s=self.lease_s, link=self._link)
+
+    async def connect(self) -> None:
+        await self._store()
+
+    async def close(self) -> None:
+        if self._listening is not None:
+            self._listening.hub.unlisten(self.queue_name, self._work)
+            self._listening = None
+        if self._owns_link:
+            await self._link.release()
+
+    async def _store(self) -> Store:
+        store = await self._link.store()
+        if self._listening is not store:
+            store.hub.listen(self.queue_name, self._work)
+            self._listening = store
+        return store
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with (await self._store()).reading() as db:
+            yield db
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[Tx]:
+        async with (await self._store()).writing(self.queue_name) as tx:
+            yield tx
+
+    async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        if not jobs:
+            return []
+        async with self._writing() as tx:
+            return await Enqueue(tx, jobs).run()
+
+    async def get(self, job_id: str) -> Job | None:
+        async with self._reading() as db:
+            row = await visible_row(db, self.queue_name, job_id, time.time())
+        return job_of(row) if row is not None else None
+
+    async def queues(self) -> list[str]:
+        async with self._reading() as db:
+            rows = await db.execute_fetchall("SELECT queue FROM jobwire_queues ORDER BY queue")
+        return [name for (name,) in rows]
+
+    async def find_job(self, job_id: str) -> Job | None:
+        async with self._reading() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT * FROM jobwire_jobs WHERE queue IN (SELECT queue FROM jobwire_queues)"
+                    f" AND id = :id AND {VISIBLE} ORDER BY queue LIMIT 1",
+                    {"id": job_id, "now": time.time()},
+                )
+            )
+        return job_of(rows[0]) if rows else None
+
+    async def delete(self, job_id: str) -> bool:
+        async with self._writing() as tx:
+            cursor = await tx.db.execute(
+                f"DELETE FROM jobwire_jobs WHERE queue = :queue AND id = :id AND {VISIBLE}",
+                {"queue": tx.queue, "id": job_id, "now": tx.now},
+            )
+            deleted = cursor.rowcount > 0
+            if deleted:
+                tx.changed.add(job_id)
+        return deleted
+
+    async def list_jobs(self, status: Status | None, limit: int) -> list[Job]:
+        rows: list[Row] = []
+        async with self._reading() as db:
+            for wanted in [status] if status else list(Status):
+                if len(rows) >= limit:
+                    break
+                rows += await db.execute_fetchall(
+                    f"SELECT * FROM jobwire_jobs WHERE queue = :queue AND status = :status"
+                    f" AND {VISIBLE} ORDER BY {_LIST_ORDER.get(wanted, _FINISHED_ORDER)}"
+                    " LIMIT :limit",
+                    {"queue": self.queue_name, "status": wanted.value, "now": time.time(),
+                     "limit": limit - len(rows)},
+                )  # fmt: skip
+        return [job_of(row) for row in rows]
+
+    async def counts(self) -> dict[Status, int]:
+        async with self._reading() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT status, COUNT(*) FROM jobwire_jobs WHERE queue = :queue AND {VISIBLE}"
+                " GROUP BY status",
+                {"queue": self.queue_name, "now": time.time()},
+            )
+        found = {Status(status): count for status, count in rows}
+        return {status: found.get(status, 0) for status in Status}
+
+    async def abort(self, job_id: str, error: ErrorInfo) -> Job | None:
+        async with self._writing() as tx:
+            row = await visible_row(tx.db, tx.queue, job_id, tx.now)
+            if row is None:
+                return None
+            job = dict(row)
+            if job["status"] in ("queued", "scheduled"):
+                job["error"] = error_json(error).decode()
+                await store_rows(tx, [finish(tx, job, Status.ABORTED)])
+            elif job["status"] == "active":
+                job.update(status="aborting", error=error_json(error).decode(), touched=tx.now)
+                await store_rows(tx, [job])
+        return job_of(job)
+
+    async def retry(self, job_id: str) -> Job | None:
+        async with self._writing() as tx:
+            row = await visible_row(tx.db, tx.queue, job_id, tx.now)
+            if row is None:
+                return None
+            job = dict(row)
+            if job["status"] in _LIVE:
+                raise InvalidJobState(
+                    f"job {job_id} is {job['status']}; only a finished job can be retried"
+                )
+            if job["key"] is not None and await key_holder(tx, job["key"], job_id):
+                raise InvalidJobState(
+                    f"job {job_id}: another live job holds its key {job['key']!r}"
+                )
+            job.update(result=None, completed=0.0, progress=0.0, expires_at=None)
+            push_queued(job, tx.now, await tx.next_seq())
+            await store_rows(tx, [job])
+            tx.work = True
+        return job_of(job)
+
+    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
+        params = {
+            "queue": self.queue_name, "token": secrets.token_hex(8), "worker": worker_id,
+            "lease_s": self.lease_s, "limit": max_jobs,
+        }  # fmt: skip
+        async with self._writing() as tx:
+            next_due_s = await next_due(tx)  # promotes the due jobs first
+            rows = []
+            if max_jobs > 0:
+                rows = list(await tx.db.execute_fetchall(_LEASE, {**params, "now": tx.now}))
+        rows.sort(key=lambda row: (-row["priority"], row["seq"]))  # RETURNING has no order
+        return [job_of(row) for row in rows], next_due_s
+
+    async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
+        if not leases:
+            return []
+        states: list[LeaseState] = []
+        async with self._writing() as tx:
+            rows = await rows_by_id(tx.db, tx.queue, [job_id for job_id, _ in leases])
+            renewed = []
+            for job_id, token in leases:
+                row = rows.get(job_id)
+                if row is None or not holds(row, token):
+                    states.append("lost")
+                    continue
+                states.append(row["status"])
+                lease_s = row["heartbeat"] if row["heartbeat"] > 0 else self.lease_s
+                renewed.append((tx.now + lease_s, tx.now, tx.queue, job_id))
+            if renewed:
+                await tx.db.executemany(
+                    "UPDATE jobwire_jobs SET lease_expires = ?, touched = ?"
+                    " WHERE queue = ? AND id = ?",
+                    renewed,
+                )
+        return states
+
+    async def update(
+        self, job_id: str, lease: str, progress: float | None, meta: dict[str, Any] | None
+    ) -> bool:
+        async with self._writing() as tx:
+            cursor = await tx.db.execute(
+                "UPDATE jobwire_jobs SET progress = coalesce(:progress, progress),"
+                " meta = coalesce(:meta, meta), touched = :now"
+                " WHERE queue = :queue AND id = :id AND lease = :lease"
+                " AND status IN ('active', 'aborting')",
+                {"progress": None if progress is None else float(progress),
+                 "meta": None if meta is None else orjson.dumps(meta).decode(),
+                 "now": tx.now, "queue": tx.queue, "id": job_id, "lease": lease},
+            )  # fmt: skip
+            owned = cursor.rowcount > 0
+            if owned:
+                tx.changed.add(job_id)
+        return owned
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        async with self._writing() as tx:
+            rows = await rows_by_id(tx.db, tx.queue, [o.job_id for o in outcomes])
+            settled = []
+            for outcome in outcomes:
+                row = rows.get(outcome.job_id)
+                settled.append(row is not None and await settle_row(tx, row, outcome))
+            await store_rows(tx, [rows[job_id] for job_id in tx.changed])
+        return settled
+
+    async def expired(self, limit: int) -> list[Job]:
+        async with self._writing() as tx:
+            await tx.db.execute(
+                "DELETE FROM jobwire_jobs WHERE queue = ? AND expires_at <= ?", (tx.queue, tx.now)
+            )
+            await tx.db.execute(
+                "DELETE FROM jobwire_throughput WHERE queue = ? AND minute < ?",
+                (tx.queue, int(tx.now // 60) - _THROUGHPUT_KEPT_MIN),
+            )
+            rows = await tx.db.execute_fetchall(
+                "SELECT * FROM jobwire_jobs WHERE queue = ? AND status IN ('active', 'aborting')"
+                " AND lease_expires <= ? ORDER BY lease_expires LIMIT ?",
+                (tx.queue, tx.now, limit),
+            )
+        return [job_of(row) for row in rows]
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        store = await self._store()
+        with contextlib.suppress(TimeoutError):
+            async with store.hub.waiting(), asyncio.timeout(timeout_s):
+                await self._work.wait()
+        self._work.clear()
+
+    def wake_local(self) -> None:
+        self._work.set()
+
+    async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
+        store = await self._store()
+        async with asyncio.timeout(timeout_s), store.hub.watch(self.queue_name, job_id) as changed:
+            while True:
+                job = await self.get(job_id)
+                if job is None or job.finished:
+                    return job
+                await changed.wait()
+                changed.clear()
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job | None]:
+        store = await self._store()
+        async with store.hub.watch(self.queue_name, job_id) as changed:
+            while True:
+                job = await self.get(job_id)
+                yield job
+                if job is None or job.finished:
+                    return
+                await changed.wait()
+                changed.clear()
+
+    async def throughput(self, window_s: float) -> float:
+        since = int((time.time() - window_s) // 60)  # whole minutes, as on Redis
+        async with self._reading() as db:
+            [(finished,)] = await db.execute_fetchall(
+                "SELECT coalesce(SUM(finished), 0) FROM jobwire_throughput"
+                " WHERE queue = ? AND minute >= ?",
+                (self.queue_name, since),
+            )
+        return int(finished) / window_s
+
+    async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        async with self._writing() as tx:
+            await tx.db.execute(
+                "INSERT INTO jobwire_workers (queue, id, seen, info) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (queue, id) DO UPDATE SET seen = excluded.seen, info = excluded.info",
+                (tx.queue, worker_id, tx.now, orjson.dumps(info).decode()),
+            )
+            await tx.db.execute(
+                "DELETE FROM jobwire_workers WHERE queue = ? AND seen < ?",
+                (tx.queue, tx.now - _WORKER_FORGET_S),
+            )
+
+    async def workers(self) -> list[dict[str, Any]]:
+        async with self._reading() as db:
+            rows = await db.execute_fetchall(
+                "SELECT id, seen, info FROM jobwire_workers WHERE queue = ? AND seen >= ?"
+                " ORDER BY seen, id",
+                (self.queue_name, time.time() - _WORKER_SEEN_S),
+            )
+        return [
+            {**orjson.loads(info), "id": worker_id, "seen": seen} for worker_id, seen, info in rows
+        ]

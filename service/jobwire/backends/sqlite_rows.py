@@ -1,0 +1,306 @@
+"""Rows of the SQLite backend's ``jobwire_jobs`` table, and the status transitions on
+them: the counterparts of ``redis_codec.py`` and of the helpers in ``lua/prelude.lua``.
+
+A row is read as a ``dict`` of its columns, changed in Python inside the caller's write
+transaction, and written back whole (``store_rows``).
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from jobwire.backends.base import Outcome
+from jobwire.backends.redis_codec import error_json
+from jobwire.backends.sqlite_store import Row, Tx
+from jobwire.job import ErrorInfo, Job, Status
+
+RowData = dict[str, Any]
+
+LIVE_SQL = "('queued', 'scheduled', 'active', 'aborting')"
+VISIBLE = "(expires_at IS NULL OR expires_at > :now)"  # finished rows past ttl are gone
+_HELD = ("active", "aborting")  # statuses in which an attempt holds a lease
+_FINISHED = ("complete", "failed", "aborted")
+_ID_CHUNK = 500  # ids per IN (...) list
+_PROMOTE_LIMIT = 1000  # scheduled jobs promoted per lease, as in lease.lua
+
+_COLUMNS = (
+    "queue", "id", "function", "kwargs", "key", "status", "priority", "seq", "timeout",
+    "heartbeat", "retries", "attempts", "ttl", "scheduled", "retry_delay", "retry_backoff",
+    "progress", "meta", "result", "error", "created", "queued", "started", "completed",
+    "touched", "worker", "lease", "lease_expires", "expires_at",
+)  # fmt: skip
+_MUTABLE = (
+    "status", "seq", "attempts", "scheduled", "progress", "meta", "result", "error",
+    "queued", "started", "completed", "touched", "worker", "lease", "lease_expires",
+    "expires_at",
+)  # fmt: skip
+_INSERT = "INSERT INTO jobwire_jobs ({}) VALUES ({})".format(
+    ", ".join(_COLUMNS), ", ".join(":" + name for name in _COLUMNS)
+)
+_SAVE = "UPDATE jobwire_jobs SET {} WHERE queue = :queue AND id = :id".format(
+    ", ".join(f"{name} = :{name}" for name in _MUTABLE)
+)
+
+
+class Enqueue:
+    """One enqueue batch: new jobs are inserted, duplicates (by id or live key) are not."""
+
+    def __init__(self, tx: Tx, jobs: Sequence[Job]) -> None:
+        self.tx = tx
+        self.jobs = jobs
+
+    async def run(self) -> list[tuple[Job, bool]]:
+        tx = self.tx
+        ids = await self._live_ids()
+        holders = await self._key_holders()
+        new_rows: list[RowData] = []
+        existing: dict[int, str] = {}
+        for index, job in enumerate(self.jobs):
+            other = job.id if job.id in ids else holders.get(job.key) if job.key else None
+            if other is not None:
+                existing[index] = other
+                continue
+            new_rows.append(await new_row(tx, job))
+            ids.add(job.id)
+            if job.key:
+                holders[job.key] = job.id
+            _mark_enqueued(job, tx.now)
+        await tx.db.executemany(_INSERT, new_rows)
+        tx.work = bool(new_rows)
+        return await self._pairs(existing)
+
+    async def _live_ids(self) -> set[str]:
+        """Ids of the batch that exist already; rows of those past their ttl are dropped."""
+        rows = await rows_by_id(self.tx.db, self.tx.queue, [job.id for job in self.jobs])
+        gone = [job_id for job_id, row in rows.items() if _expired(row, self.tx.now)]
+        if gone:
+            await self.tx.db.executemany(
+                "DELETE FROM jobwire_jobs WHERE queue = ? AND id = ?",
+                [(self.tx.queue, job_id) for job_id in gone],
+            )
+        return set(rows) - set(gone)
+
+    async def _key_holders(self) -> dict[str, str]:
+        """Dedup key -> id of the live job holding it, for the batch's keys."""
+        keys = list(dict.fromkeys(job.key for job in self.jobs if job.key))
+        holders: dict[str, str] = {}
+        for start in range(0, len(keys), _ID_CHUNK):
+            chunk = keys[start : start + _ID_CHUNK]
+            rows = await self.tx.db.execute_fetchall(
+                f"SELECT key, id FROM jobwire_jobs WHERE queue = ? AND status IN {LIVE_SQL}"
+                f" AND key IN ({', '.join('?' * len(chunk))})",
+                (self.tx.queue, *chunk),
+            )
+            holders.update({key: job_id for key, job_id in rows})
+        return holders
+
+    async def _pairs(self, existing: dict[int, str]) -> list[tuple[Job, bool]]:
+        """Each job and whether it was created; a duplicate's pair holds the stored job."""
+        stored = await rows_by_id(self.tx.db, self.tx.queue, list(existing.values()))
+        pairs: list[tuple[Job, bool]] = []
+        for index, job in enumerate(self.jobs):
+            if index not in existing:
+                pairs.append((job, True))
+                continue
+            row = stored.get(existing[index])
+            pairs.append((job_of(row) if row is not None else job, False))
+        return pairs
+
+
+async def new_row(tx: Tx, job: Job) -> RowData:
+    """The row of a job enqueued now (as enqueue.lua stores it)."""
+    due_later = job.scheduled > tx.now
+    return {
+        "queue": tx.queue, "id": job.id, "function": job.function,
+        "kwargs": orjson.dumps(job.kwargs).decode(), "key": job.key or None,
+        "status": "scheduled" if due_later else "queued",
+        "priority": job.priority, "seq": 0 if due_later else await tx.next_seq(),
+        "timeout": job.timeout, "heartbeat": job.heartbeat, "retries": job.retries,
+        "attempts": job.attempts, "ttl": job.ttl, "scheduled": job.scheduled,
+        "retry_delay": job.retry_delay, "retry_backoff": orjson.dumps(job.retry_backoff).decode(),
+        "progress": job.progress, "meta": orjson.dumps(job.meta).decode(),
+        "result": None, "error": None, "created": tx.now, "queued": 0.0 if due_later else tx.now,
+        "started": 0.0, "completed": 0.0, "touched": tx.now, "worker": None, "lease": None,
+        "lease_expires": None, "expires_at": None,
+    }  # fmt: skip
+
+
+def _mark_enqueued(job: Job, now: float) -> None:
+    job.created = job.queued = job.touched = now
+    job.status = Status.SCHEDULED if job.scheduled > now else Status.QUEUED
+
+
+async def settle_row(tx: Tx, row: RowData, outcome: Outcome) -> bool:
+    """Apply one outcome to its job's row (as settle.lua does); ``False`` if stale."""
+    if not holds(row, outcome.lease):
+        return False
+    if outcome.only_if_expired and not (
+        row["lease_expires"] is not None and row["lease_expires"] <= tx.now
+    ):
+        return False
+    status = outcome.status
+    error = error_json(outcome.error).decode() if outcome.error else None
+    if row["status"] == "aborting" and status != Status.COMPLETE:
+        status, error = Status.ABORTED, None  # the abort's own error is already stored
+    if error is not None:
+        row["error"] = error
+    if status == Status.QUEUED:
+        row.update(lease=None, lease_expires=None)
+        if outcome.delay_s > 0:
+            row.update(status="scheduled", scheduled=tx.now + outcome.delay_s, touched=tx.now)
+        else:
+            push_queued(row, tx.now, await tx.next_seq())
+        tx.work = True
+    else:
+        if status == Status.COMPLETE:
+            row.update(result=orjson.dumps(outcome.result).decode(), progress=1.0)
+        finish(tx, row, status)
+    tx.changed.add(row["id"])
+    return True
+
+
+def holds(row: Row | RowData, token: str) -> bool:
+    """Whether ``token`` is the lease of the job's current attempt."""
+    return bool(row["lease"] == token and row["status"] in _HELD)
+
+
+def push_queued(row: RowData, now: float, seq: int) -> None:
+    """Queue a job again, behind the queued jobs of its priority."""
+    row.update(status="queued", seq=seq, queued=now, touched=now)
+
+
+def finish(tx: Tx, row: RowData, status: Status) -> RowData:
+    """Move a job to a finished status: its key frees up, its ttl starts."""
+    ttl = row["ttl"]
+    row.update(
+        status=status.value,
+        lease=None,
+        lease_expires=None,
+        completed=tx.now,
+        touched=tx.now,
+        expires_at=tx.now + ttl if ttl > 0 else None,
+    )
+    tx.finished += 1
+    return row
+
+
+async def store_rows(tx: Tx, rows: Sequence[RowData]) -> None:
+    """Write changed rows back; a finished job with ``ttl < 0`` is deleted instead."""
+    kept: list[RowData] = []
+    gone: list[RowData] = []
+    for row in rows:
+        (gone if row["status"] in _FINISHED and row["ttl"] < 0 else kept).append(row)
+    if kept:
+        await tx.db.executemany(_SAVE, kept)
+    if gone:
+        await tx.db.executemany("DELETE FROM jobwire_jobs WHERE queue = :queue AND id = :id", gone)
+    tx.changed.update(row["id"] for row in rows)
+
+
+async def next_due(tx: Tx) -> float | None:
+    """Seconds until the next scheduled job is due (``None``: nothing is scheduled);
+    due jobs are queued first, oldest due time first, as lease.lua does."""
+    due_at = await _first_due(tx)
+    if due_at is not None and due_at <= tx.now:
+        await _promote_due(tx)
+        due_at = await _first_due(tx)
+    return None if due_at is None else due_at - tx.now
+
+
+async def _first_due(tx: Tx) -> float | None:
+    [(due_at,)] = await tx.db.execute_fetchall(
+        "SELECT MIN(scheduled) FROM jobwire_jobs WHERE queue = ? AND status = 'scheduled'",
+        (tx.queue,),
+    )
+    return None if due_at is None else float(due_at)
+
+
+async def _promote_due(tx: Tx) -> None:
+    due = await tx.db.execute_fetchall(
+        "SELECT id FROM jobwire_jobs WHERE queue = ? AND status = 'scheduled'"
+        " AND scheduled <= ? ORDER BY scheduled, id LIMIT ?",
+        (tx.queue, tx.now, _PROMOTE_LIMIT),
+    )
+    promoted = [(await tx.next_seq(), tx.now, tx.now, tx.queue, job_id) for (job_id,) in due]
+    await tx.db.executemany(
+        "UPDATE jobwire_jobs SET status = 'queued', seq = ?, queued = ?, touched = ?"
+        " WHERE queue = ? AND id = ?",
+        promoted,
+    )
+
+
+async def visible_row(db: aiosqlite.Connection, queue: str, job_id: str, now: float) -> Row | None:
+    rows = list(
+        await db.execute_fetchall(
+            f"SELECT * FROM jobwire_jobs WHERE queue = :queue AND id = :id AND {VISIBLE}",
+            {"queue": queue, "id": job_id, "now": now},
+        )
+    )
+    return rows[0] if rows else None
+
+
+async def rows_by_id(
+    db: aiosqlite.Connection, queue: str, ids: Sequence[str]
+) -> dict[str, RowData]:
+    """The rows of these ids (expired ones included), by id."""
+    unique = list(dict.fromkeys(ids))
+    found: dict[str, RowData] = {}
+    for start in range(0, len(unique), _ID_CHUNK):
+        chunk = unique[start : start + _ID_CHUNK]
+        rows = await db.execute_fetchall(
+            f"SELECT * FROM jobwire_jobs WHERE queue = ? AND id IN ({', '.join('?' * len(chunk))})",
+            (queue, *chunk),
+        )
+        found.update((row["id"], dict(row)) for row in rows)
+    return found
+
+
+async def key_holder(tx: Tx, key: str, other_than: str) -> str | None:
+    """The id of another live job that holds the dedup key, if any."""
+    rows = list(
+        await tx.db.execute_fetchall(
+            f"SELECT id FROM jobwire_jobs WHERE queue = ? AND key = ? AND id != ?"
+            f" AND status IN {LIVE_SQL}",
+            (tx.queue, key, other_than),
+        )
+    )
+    return str(rows[0][0]) if rows else None
+
+
+def _expired(row: RowData, now: float) -> bool:
+    return row["expires_at"] is not None and row["expires_at"] <= now
+
+
+def job_of(row: Row | RowData) -> Job:
+    """Build a ``Job`` from its row."""
+    result, error = row["result"], row["error"]
+    return Job(
+        function=row["function"],
+        kwargs=orjson.loads(row["kwargs"]),
+        queue=row["queue"],
+        id=row["id"],
+        key=row["key"],
+        status=Status(row["status"]),
+        priority=row["priority"],
+        timeout=row["timeout"],
+        heartbeat=row["heartbeat"],
+        retries=row["retries"],
+        attempts=row["attempts"],
+        ttl=row["ttl"],
+        scheduled=row["scheduled"],
+        retry_delay=row["retry_delay"],
+        retry_backoff=orjson.loads(row["retry_backoff"]),
+        progress=row["progress"],
+        meta=orjson.loads(row["meta"]),
+        result=orjson.loads(result) if result is not None else None,
+        error=ErrorInfo(**orjson.loads(error)) if error is not None else None,
+        created=row["created"],
+        queued=row["queued"],
+        started=row["started"],
+        completed=row["completed"],
+        touched=row["touched"],
+        worker=row["worker"],
+        lease=row["lease"],
+    )
