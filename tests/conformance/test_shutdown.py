@@ -11,8 +11,10 @@ async def test_stop_requeues_a_job_that_outlives_the_grace_period(
     queue: Queue, running_worker: Any, wait_status: Any
 ) -> None:
     cancelled: list[bool] = []
+    running = asyncio.Event()
 
     async def sleepy(ctx: dict[str, Any]) -> str:
+        running.set()
         try:
             await asyncio.sleep(30)
         except asyncio.CancelledError:
@@ -26,7 +28,9 @@ async def test_stop_requeues_a_job_that_outlives_the_grace_period(
     async with running_worker(queue, [("sleepy", sleepy)], shutdown_grace_s=0.3) as worker:
         job = await queue.enqueue("sleepy", retries=0)
         assert job is not None
-        await wait_status(queue, job, Status.ACTIVE)
+        # The task itself must be running (over a network the store says ACTIVE a moment
+        # before the worker has the job; a stop then hands it back unstarted, also fine).
+        await asyncio.wait_for(running.wait(), timeout=5)
         t0 = time.monotonic()
         await worker.stop()
         stop_took = time.monotonic() - t0
@@ -47,14 +51,17 @@ async def test_stop_requeues_a_job_that_outlives_the_grace_period(
 async def test_stop_lets_a_short_job_finish_within_the_grace_period(
     queue: Queue, running_worker: Any, wait_status: Any
 ) -> None:
+    running = asyncio.Event()
+
     async def short(ctx: dict[str, Any]) -> str:
+        running.set()
         await asyncio.sleep(0.4)
         return "done in time"
 
     async with running_worker(queue, [short], shutdown_grace_s=3) as worker:
         job = await queue.enqueue("short")
         assert job is not None
-        await wait_status(queue, job, Status.ACTIVE)
+        await asyncio.wait_for(running.wait(), timeout=5)  # the task runs (see above)
         await worker.stop()
         # Right after stop() returns, the job is already settled.
         stored = await queue.job(job.id)

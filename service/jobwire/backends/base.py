@@ -7,10 +7,11 @@ clients each implement this class, and the conformance suite holds them to it.
 
 import abc
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, Literal
 
 from jobwire.job import DEFAULT_LEASE_S, FINISHED, ErrorInfo, Job, Status
@@ -151,20 +152,23 @@ class Backend(abc.ABC):
                 logger.warning("job %s lease expired: now %s", outcome.job_id, outcome.status)
         return sum(settled)
 
-    async def watch(self, job_id: str) -> AsyncIterator[Job | None]:
-        """Yield the job now and after each change until it is finished (``None``: gone).
-
-        This default polls every half second; backends with change events override it.
-        """
-        last: Job | None = None
-        while True:
-            job = await self.get(job_id)
-            if job is None or job != last:
+    async def watch(self, job_id: str) -> AsyncGenerator[Job | None, None]:
+        """Yield the job now and after each change until it is finished (``None``: gone)."""
+        async with self.job_changes(job_id) as changed:
+            while True:
+                job = await self.get(job_id)
                 yield job
-            if job is None or job.finished:
-                return
-            last = job
-            await asyncio.sleep(0.5)
+                if job is None or job.finished:
+                    return
+                await changed.wait()
+                changed.clear()
+
+    def job_changes(self, job_id: str) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        """An event set whenever the job may have changed, listening before it is yielded.
+
+        This default sets it every half second; backends with change events override it.
+        """
+        return _ticking(0.5)
 
     async def throughput(self, window_s: float) -> float:
         """Jobs finished per second over the last ``window_s`` seconds.
@@ -228,13 +232,17 @@ class Backend(abc.ABC):
     def wake_local(self) -> None:  # noqa: B027 - backends with local waiters override it
         """Make a pending (or the next) ``wait_for_work`` in this process return now."""
 
-    @abc.abstractmethod
     async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
         """Wait, event-driven, until the job is finished; return it (``None`` if missing).
 
         Raises:
             TimeoutError: ``timeout_s`` ran out first.
         """
+        async with asyncio.timeout(timeout_s), contextlib.aclosing(self.watch(job_id)) as jobs:
+            async for job in jobs:
+                if job is None or job.finished:
+                    return job
+        return None
 
     @abc.abstractmethod
     async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
@@ -253,3 +261,20 @@ def _reclaim(job: Job, default_lease_s: float) -> Outcome:
     silent_s = job.lease_s(default_lease_s)
     error = ErrorInfo("LeaseExpired", f"worker {job.worker} went silent for over {silent_s:g} s")
     return Outcome.for_failure(job, error, only_if_expired=True)
+
+
+@contextlib.asynccontextmanager
+async def _ticking(period_s: float) -> AsyncIterator[asyncio.Event]:
+    """An event set every ``period_s`` seconds while the context is open."""
+    changed = asyncio.Event()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            changed.set()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield changed
+    finally:
+        ticker.cancel()

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -246,7 +246,7 @@ class HttpBackend(Backend):
             return Job.from_dict(data)
         return None
 
-    async def watch(self, job_id: str) -> AsyncIterator[Job | None]:
+    async def watch(self, job_id: str) -> AsyncGenerator[Job | None, None]:
         session = await self._session.get()
         url = self._session.base + self._job_path(job_id, "/events")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)

@@ -265,24 +265,8 @@ class RedisBackend(Backend):
     def wake_local(self) -> None:
         self._events.work.set()
 
-    async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
-        async with asyncio.timeout(timeout_s), self._events.watch(job_id) as changed:
-            while True:
-                job = await self.get(job_id)
-                if job is None or job.finished:
-                    return job
-                await changed.wait()
-                changed.clear()
-
-    async def watch(self, job_id: str) -> AsyncIterator[Job | None]:
-        async with self._events.watch(job_id) as changed:
-            while True:
-                job = await self.get(job_id)
-                yield job
-                if job is None or job.finished:
-                    return
-                await changed.wait()
-                changed.clear()
+    def job_changes(self, job_id: str) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        return self._events.watch(job_id)
 
     async def throughput(self, window_s: float) -> float:
         buckets = await self.redis.hgetall(self.prefix + "finished_per_minute")

@@ -322,26 +322,14 @@ class SqliteBackend(Backend):
     def wake_local(self) -> None:
         self._work.set()
 
-    async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
-        store = await self._store()
-        async with asyncio.timeout(timeout_s), store.hub.watch(self.queue_name, job_id) as changed:
-            while True:
-                job = await self.get(job_id)
-                if job is None or job.finished:
-                    return job
-                await changed.wait()
-                changed.clear()
+    def job_changes(self, job_id: str) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        return self._changes(job_id)
 
-    async def watch(self, job_id: str) -> AsyncIterator[Job | None]:
+    @contextlib.asynccontextmanager
+    async def _changes(self, job_id: str) -> AsyncIterator[asyncio.Event]:
         store = await self._store()
         async with store.hub.watch(self.queue_name, job_id) as changed:
-            while True:
-                job = await self.get(job_id)
-                yield job
-                if job is None or job.finished:
-                    return
-                await changed.wait()
-                changed.clear()
+            yield changed
 
     async def throughput(self, window_s: float) -> float:
         since = int((time.time() - window_s) // 60)  # whole minutes, as on Redis
