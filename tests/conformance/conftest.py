@@ -20,6 +20,7 @@ from jobwire import Job, Queue, Status, Worker
 # conformance suite is one entry here (plus the fixture that provides its URL).
 IMPLEMENTATIONS: dict[str, str] = {
     "redis": "redis_url",
+    "postgres": "postgres_url",
     "sqlite": "sqlite_url",
     "http": "service_url",
 }

@@ -1,0 +1,414 @@
+"""PostgreSQL backend: one table for every queue, one SQL statement per primitive.
+
+Schema (``sql/postgres/*.sql``, applied on first use by numbered migrations): ``jobwire_jobs``
+holds every job of every queue, keyed by ``(id, queue)``, with its status CHECK-constrained;
+one partial index per status group, shaped like the query that reads it (the dequeue one
+holds only queued jobs, ordered by priority then FIFO sequence); a partial unique index on
+``(queue, key)`` over live jobs does the dedup. ``jobwire_workers`` records the workers
+seen, ``jobwire_queues`` the queue names. The statements are in ``postgres_sql``.
+
+Dequeue is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on each other.
+Wake-ups and job events are ``NOTIFY``s on per-queue channels, heard on one dedicated
+``LISTEN`` connection per store (``postgres_listen``).
+
+URL: ``postgres://``, ``postgresql://`` or ``postgresql+asyncpg://``, anything asyncpg
+accepts, plus ``pool_size=N`` (default 10) in the query string.
+"""
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from jobwire.backends import postgres_sql as sql
+from jobwire.backends.base import Backend, LeaseState, Outcome
+from jobwire.backends.postgres_listen import Listener, QueueEvents
+from jobwire.errors import InvalidJobState
+from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
+
+DEFAULT_POOL_SIZE = 10
+_WORKER_SEEN_S = 60.0
+_PURGE_LIMIT = 10_000  # finished jobs past their ttl deleted per sweep, at most
+_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg"}
+
+
+def parse_url(url: str) -> tuple[str, int]:
+    """Split a queue URL into the DSN asyncpg takes and the pool size.
+
+    Raises:
+        ValueError: Not a PostgreSQL URL, or a bad ``pool_size``.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in _SCHEMES:
+        raise ValueError(f"not a PostgreSQL URL: {url!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    sizes = [value for name, value in query if name == "pool_size"]
+    try:
+        pool_size = int(sizes[-1]) if sizes else DEFAULT_POOL_SIZE
+    except ValueError:
+        raise ValueError(f"pool_size must be an integer, got {sizes[-1]!r}") from None
+    if pool_size < 1:
+        raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+    rest = urlencode([(name, value) for name, value in query if name != "pool_size"])
+    return urlunsplit(parts._replace(scheme="postgresql", query=rest)), pool_size
+
+
+class _Store:
+    """What sibling backends share: the pool, the LISTEN connection, the migrated schema."""
+
+    def __init__(self, dsn: str, pool_size: int, pool: asyncpg.Pool | None) -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self.listener = Listener(self._connect)
+        self._pool = pool
+        self._owns_pool = pool is None
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn)
+
+    async def pool(self) -> asyncpg.Pool:
+        """The pool, created (and the schema migrated) on first use."""
+        if self._ready and self._pool is not None:
+            return self._pool
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=self.pool_size
+                )
+            if not self._ready:
+                async with self._pool.acquire() as conn:
+                    await sql.migrate(conn)
+                self._ready = True
+        return self._pool
+
+    async def close(self) -> None:
+        await self.listener.close()
+        if self._owns_pool and self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        self._ready = False
+
+
+class PostgresBackend(Backend):
+    """Queue storage on PostgreSQL (asyncpg).
+
+    Args:
+        url: ``postgres://``, ``postgresql://`` or ``postgresql+asyncpg://`` URL; the
+            query option ``pool_size`` (default 10) sizes the connection pool.
+        queue_name: The queue.
+        lease_s: Default lease for jobs with ``heartbeat == 0``.
+        pool: An asyncpg pool to use instead of creating one (the caller closes it).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        queue_name: str,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        pool: asyncpg.Pool | None = None,
+    ) -> None:
+        super().__init__(queue_name, lease_s=lease_s)
+        self.url = url
+        dsn, pool_size = parse_url(url)
+        self._store = _Store(dsn, pool_size, pool)
+        self._owns_store = True
+        self._events = QueueEvents(self._store.listener, queue_name)
+        self._registered = False
+
+    def for_queue(self, queue_name: str) -> "PostgresBackend":
+        sibling = PostgresBackend(self.url, queue_name, lease_s=self.lease_s)
+        sibling._store = self._store
+        sibling._owns_store = False
+        sibling._events = QueueEvents(self._store.listener, queue_name)
+        return sibling
+
+    async def connect(self) -> None:
+        await self._store.pool()
+        await self._events.start()
+
+    async def close(self) -> None:
+        await self._events.stop()
+        if self._owns_store:
+            await self._store.close()
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Run a statement of this queue (the queue name is its ``$1``)."""
+        return await self._fetch_any(query, self.queue_name, *args)
+
+    async def _fetch_any(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        pool = await self._store.pool()
+        return await pool.fetch(query, *args)
+
+    def _job(self, row: asyncpg.Record) -> Job:
+        return _decode_job(row, self.queue_name)
+
+    async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        if not self._registered:  # once per process: cheap, idempotent
+            await self._fetch(sql.REGISTER_QUEUE)
+            self._registered = True
+        return await self._enqueue(jobs, retries_left=2)
+
+    async def _enqueue(self, jobs: Sequence[Job], retries_left: int) -> list[tuple[Job, bool]]:
+        if not jobs:
+            return []
+        rows = await self._fetch(sql.ENQUEUE, *_enqueue_columns(jobs), self._events.wake_channel)
+        created = _created(jobs, rows)
+        pairs = [(job, made) for job, made in zip(jobs, created, strict=True)]
+        for job, made in pairs:
+            if made:
+                _mark_enqueued(job, rows[0]["now"])
+        duplicates = [i for i, made in enumerate(created) if not made]
+        if duplicates:
+            await self._resolve_duplicates(pairs, duplicates, retries_left)
+        return pairs
+
+    async def _resolve_duplicates(
+        self, pairs: list[tuple[Job, bool]], indexes: list[int], retries_left: int
+    ) -> None:
+        """Replace each duplicate's job by the stored job it duplicates.
+
+        A duplicate whose job is gone by now (its id held by a finished job past its ttl
+        that no sweep deleted yet, or deleted meanwhile) is enqueued again, as Redis would
+        have created it.
+        """
+        jobs = [pairs[i][0] for i in indexes]
+        rows = await self._fetch(
+            sql.GET_EXISTING, [job.id for job in jobs], [job.key or None for job in jobs]
+        )
+        found = {row["ord"] - 1: self._job(row) for row in rows}
+        missing = [i for n, i in enumerate(indexes) if n not in found]
+        for n, i in enumerate(indexes):
+            if n in found:
+                pairs[i] = (found[n], False)
+        if missing and retries_left > 0:
+            await self._fetch(sql.PURGE_EXPIRED_IDS, [pairs[i][0].id for i in missing])
+            again = await self._enqueue([pairs[i][0] for i in missing], retries_left - 1)
+            for i, pair in zip(missing, again, strict=True):
+                pairs[i] = pair
+
+    async def get(self, job_id: str) -> Job | None:
+        rows = await self._fetch(sql.GET, job_id)
+        return self._job(rows[0]) if rows else None
+
+    async def queues(self) -> list[str]:
+        return [row["name"] for row in await self._fetch_any(sql.QUEUES)]
+
+    async def find_job(self, job_id: str) -> Job | None:
+        rows = await self._fetch_any(sql.FIND_JOB, job_id)
+        return _decode_job(rows[0], rows[0]["queue"]) if rows else None
+
+    async def delete(self, job_id: str) -> bool:
+        rows = await self._fetch(sql.DELETE, job_id, self._events.events_channel)
+        return bool(rows[0][0])
+
+    async def list_jobs(self, status: Status | None, limit: int) -> list[Job]:
+        jobs: list[Job] = []
+        for wanted in [status] if status else list(Status):
+            if len(jobs) >= limit:
+                break
+            jobs += [
+                self._job(row) for row in await self._fetch(sql.LIST[wanted], limit - len(jobs))
+            ]
+        return jobs
+
+    async def counts(self) -> dict[Status, int]:
+        found = {row["status"]: row["n"] for row in await self._fetch(sql.COUNTS)}
+        return {status: found.get(status.value, 0) for status in Status}
+
+    async def throughput(self, window_s: float) -> float:
+        rows = await self._fetch(sql.THROUGHPUT, float(window_s))
+        return float(rows[0][0]) / window_s
+
+    async def abort(self, job_id: str, error: ErrorInfo) -> Job | None:
+        rows = await self._fetch(sql.ABORT, job_id, _error_json(error), self._events.events_channel)
+        if not rows:
+            return None
+        job = self._job(rows[0])
+        if rows[0]["how"] == "dropped":  # ttl < 0: deleted on finishing; show how it ended
+            job.status, job.error, job.lease = Status.ABORTED, error, None
+        return job
+
+    async def retry(self, job_id: str) -> Job | None:
+        try:
+            rows = await self._fetch(
+                sql.RETRY, job_id, self._events.events_channel, self._events.wake_channel
+            )
+        except asyncpg.UniqueViolationError:  # a job with its key was enqueued meanwhile
+            raise InvalidJobState(f"job {job_id}: another live job holds its key") from None
+        if not rows:
+            return None
+        job = self._job(rows[0])
+        if rows[0]["code"] == 2:
+            raise InvalidJobState(f"job {job_id}: another live job holds its key {job.key!r}")
+        if rows[0]["code"] == 3:
+            raise InvalidJobState(
+                f"job {job_id} is {job.status}; only a finished job can be retried"
+            )
+        return job
+
+    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
+        token = secrets.token_hex(8)
+        rows = await self._fetch(sql.LEASE, max(max_jobs, 0), token, worker_id, float(self.lease_s))
+        next_due = rows[0]["next_due_s"] if rows else None
+        return [self._job(row) for row in rows if row["id"] is not None], next_due
+
+    async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
+        if not leases:
+            return []
+        rows = await self._fetch(
+            sql.RENEW,
+            [job_id for job_id, _ in leases],
+            [token for _, token in leases],
+            float(self.lease_s),
+        )
+        states = {(row["id"], row["lease"]): row["status"] for row in rows}
+        return [states.get(pair, "lost") for pair in leases]
+
+    async def update(
+        self, job_id: str, lease: str, progress: float | None, meta: dict[str, Any] | None
+    ) -> bool:
+        rows = await self._fetch(
+            sql.UPDATE,
+            job_id,
+            lease,
+            None if progress is None else float(progress),
+            None if meta is None else orjson.dumps(meta).decode(),
+            self._events.events_channel,
+        )
+        return bool(rows[0][0])
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        rows = await self._fetch(
+            sql.SETTLE,
+            [o.job_id for o in outcomes],
+            [o.lease for o in outcomes],
+            [o.status.value for o in outcomes],
+            [_result_json(o) for o in outcomes],
+            [_error_json(o.error) if o.error else None for o in outcomes],
+            [float(o.delay_s) for o in outcomes],
+            [o.only_if_expired for o in outcomes],
+            self._events.events_channel,
+            self._events.wake_channel,
+        )
+        settled = {row["ord"] for row in rows}
+        return [n in settled for n in range(1, len(outcomes) + 1)]
+
+    async def expired(self, limit: int) -> list[Job]:
+        rows = await self._fetch(sql.EXPIRED, max(limit, 0), _PURGE_LIMIT)
+        return [self._job(row) for row in rows]
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        await self._events.wait_for_work(timeout_s)
+
+    def wake_local(self) -> None:
+        self._events.work.set()
+
+    def job_changes(self, job_id: str) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        return self._events.watch(job_id)
+
+    async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        await self._fetch(sql.TOUCH_WORKER, worker_id, orjson.dumps(info).decode())
+
+    async def workers(self) -> list[dict[str, Any]]:
+        return [
+            {**orjson.loads(row["info"]), "id": row["id"], "seen": row["seen"]}
+            for row in await self._fetch(sql.WORKERS, _WORKER_SEEN_S)
+        ]
+
+
+def _enqueue_columns(jobs: Sequence[Job]) -> list[list[Any]]:
+    """The ENQUEUE statement's arrays, one per column, in its parameter order."""
+    return [
+        [job.id for job in jobs],
+        [job.function for job in jobs],
+        [orjson.dumps(job.kwargs).decode() for job in jobs],
+        [job.key or None for job in jobs],  # like Redis, an empty key is no key
+        [job.priority for job in jobs],
+        [None if job.timeout is None else float(job.timeout) for job in jobs],
+        [float(job.heartbeat) for job in jobs],
+        [job.retries for job in jobs],
+        [job.attempts for job in jobs],
+        [job.ttl for job in jobs],
+        [float(job.scheduled) for job in jobs],
+        [float(job.retry_delay) for job in jobs],
+        [orjson.dumps(job.retry_backoff).decode() for job in jobs],
+        [float(job.progress) for job in jobs],
+        [orjson.dumps(job.meta).decode() for job in jobs],
+    ]
+
+
+def _created(jobs: Sequence[Job], inserted: Sequence[asyncpg.Record]) -> list[bool]:
+    """Which jobs ENQUEUE inserted, from the (id, key) pairs it returned.
+
+    Of inputs sharing an id, only one can be inserted, and it is the first with the key
+    the stored row has: an earlier input with the same pair would have been inserted
+    instead (nothing frees a key while the statement runs).
+    """
+    pending = {(row["id"], row["key"]) for row in inserted}
+    created = []
+    for job in jobs:
+        pair = (job.id, job.key or None)
+        created.append(pair in pending)
+        pending.discard(pair)
+    return created
+
+
+def _mark_enqueued(job: Job, stamp: float) -> None:
+    job.created = job.queued = job.touched = stamp
+    job.status = Status.SCHEDULED if job.scheduled > stamp else Status.QUEUED
+
+
+def _result_json(outcome: Outcome) -> str | None:
+    return orjson.dumps(outcome.result).decode() if outcome.status == Status.COMPLETE else None
+
+
+def _error_json(error: ErrorInfo) -> str:
+    return orjson.dumps(
+        {"type": error.type, "message": error.message, "traceback": error.traceback}
+    ).decode()
+
+
+def _loads(text: str | None) -> Any:
+    return orjson.loads(text) if text is not None else None
+
+
+def _decode_job(row: asyncpg.Record, queue: str) -> Job:
+    error = _loads(row["error"])
+    return Job(
+        function=row["function"],
+        kwargs=orjson.loads(row["kwargs"]),
+        queue=queue,
+        id=row["id"],
+        key=row["key"],
+        status=Status(row["status"]),
+        priority=row["priority"],
+        timeout=row["timeout"],
+        heartbeat=row["heartbeat"],
+        retries=row["retries"],
+        attempts=row["attempts"],
+        ttl=row["ttl"],
+        scheduled=row["scheduled"],
+        retry_delay=row["retry_delay"],
+        retry_backoff=orjson.loads(row["retry_backoff"]),
+        progress=row["progress"],
+        meta=orjson.loads(row["meta"]),
+        result=_loads(row["result"]),
+        error=ErrorInfo(**error) if error is not None else None,
+        created=row["created"],
+        queued=row["queued"],
+        started=row["started"],
+        completed=row["completed"],
+        touched=row["touched"],
+        worker=row["worker"],
+        lease=row["lease"],
+    )

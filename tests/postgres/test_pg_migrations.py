@@ -1,0 +1,115 @@
+"""PostgreSQL schema migrations: idempotent, and safe when processes migrate at once."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from jobwire import Queue
+from jobwire.backends.postgres import parse_url
+from jobwire.backends.postgres_sql import migrate, migrations
+
+
+@pytest.fixture
+async def fresh_database(postgres_url: str) -> AsyncIterator[str]:
+    """URL of a new, empty database, dropped after the test."""
+    name = f"jobwire_mig_{uuid4().hex[:12]}"
+    dsn, _ = parse_url(postgres_url)
+    admin = await asyncpg.connect(dsn)
+    try:
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.InsufficientPrivilegeError:
+            pytest.skip("the test server's role may not CREATE DATABASE")
+        yield urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _applied(conn: asyncpg.Connection) -> list[int]:
+    rows = await conn.fetch("SELECT version FROM jobwire_migrations ORDER BY version")
+    return [row["version"] for row in rows]
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    versions = [version for version, _, _ in migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_migrate_applies_each_migration_once(fresh_database: str) -> None:
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        every = [version for version, _, _ in migrations()]
+        assert await migrate(conn) == every
+        assert await migrate(conn) == []
+        assert await _applied(conn) == every
+    finally:
+        await conn.close()
+
+
+async def test_migration_scripts_are_idempotent_on_their_own(fresh_database: str) -> None:
+    """Running a script again (say, its record was lost) changes nothing and fails nothing."""
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await migrate(conn)
+        for _, _, script in migrations():
+            await conn.execute(script)
+        indexes = await conn.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'jobwire_jobs' ORDER BY 1"
+        )
+        assert [row["indexname"] for row in indexes] == [
+            "jobwire_jobs_dequeue",
+            "jobwire_jobs_finished",
+            "jobwire_jobs_leases",
+            "jobwire_jobs_live_key",
+            "jobwire_jobs_pkey",
+            "jobwire_jobs_scheduled",
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrations_apply_once(fresh_database: str) -> None:
+    conns = [await asyncpg.connect(fresh_database) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(migrate(conn) for conn in conns))
+        every = [version for version, _, _ in migrations()]
+        assert sorted(results) == [[], [], [], every], "exactly one connection migrated"
+        assert await _applied(conns[0]) == every
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+async def test_backends_starting_together_on_an_empty_database(fresh_database: str) -> None:
+    queues = [Queue.from_url(fresh_database, name=f"q{i}") for i in range(3)]
+    try:
+        await asyncio.gather(*(q.connect() for q in queues))
+        job = await queues[0].enqueue("fn", x=1)
+        assert job is not None
+        assert [j.id for j in await queues[0].jobs()] == [job.id]
+        assert await queues[1].jobs() == []
+    finally:
+        for q in queues:
+            await q.close()
+
+
+async def test_status_is_check_constrained(postgres_url: str) -> None:
+    queue = Queue.from_url(postgres_url, name=f"check-{uuid4().hex[:8]}")
+    async with queue:
+        job = await queue.enqueue("fn")
+        assert job is not None
+    conn = await asyncpg.connect(parse_url(postgres_url)[0])
+    try:
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "UPDATE jobwire_jobs SET status = 'exploded' WHERE queue = $1 AND id = $2",
+                queue.name,
+                job.id,
+            )
+    finally:
+        await conn.close()

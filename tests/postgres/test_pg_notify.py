@@ -1,0 +1,142 @@
+"""LISTEN/NOTIFY: wake-ups and job events reach other processes at once, and survive a
+dropped LISTEN connection."""
+
+import asyncio
+import time
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+
+from jobwire import Queue, Status, Worker
+from jobwire.backends.base import Outcome
+from jobwire.backends.postgres import parse_url
+from jobwire.backends.postgres_listen import channel_name
+
+# Far longer than any wake-up may take: a test passing must not be the fallback timeout.
+LONG_WAIT_S = 10.0
+PROMPT_S = 1.0
+
+
+async def add(ctx: dict[str, Any], *, a: int, b: int) -> int:
+    return a + b
+
+
+def _name() -> str:
+    return f"notify-{uuid4().hex[:8]}"
+
+
+async def test_enqueue_in_another_process_wakes_a_waiting_worker(postgres_url: str) -> None:
+    name = _name()
+    # Two Queue objects: two pools and two LISTEN connections, as two processes have.
+    async with (
+        Queue.from_url(postgres_url, name=name) as waiter,
+        Queue.from_url(postgres_url, name=name) as producer,
+    ):
+        waiting = asyncio.create_task(waiter.backend.wait_for_work(LONG_WAIT_S))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        started = time.monotonic()
+        await producer.enqueue("add", a=1, b=2)
+        await asyncio.wait_for(waiting, PROMPT_S)
+        assert time.monotonic() - started < PROMPT_S
+
+
+async def test_other_queues_do_not_wake_the_worker(postgres_url: str) -> None:
+    async with (
+        Queue.from_url(postgres_url, name=_name()) as waiter,
+        Queue.from_url(postgres_url, name=_name()) as other,
+    ):
+        waiting = asyncio.create_task(waiter.backend.wait_for_work(0.5))
+        await other.enqueue("add", a=1, b=2)
+        started = time.monotonic()
+        await waiting
+        assert time.monotonic() - started > 0.3, "woken by another queue's job"
+
+
+async def test_wait_returns_when_another_process_settles(postgres_url: str) -> None:
+    name = _name()
+    async with (
+        Queue.from_url(postgres_url, name=name) as client,
+        Queue.from_url(postgres_url, name=name) as worker_side,
+    ):
+        job = await client.enqueue("add", a=1, b=2)
+        assert job is not None
+        waiting = asyncio.create_task(client.wait(job, timeout=LONG_WAIT_S))
+        [leased], _ = await worker_side.lease("w", 1)
+        await leased.update(progress=0.5)  # an event, but not the end: keeps waiting
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        started = time.monotonic()
+        await worker_side.settle([Outcome(job.id, leased.lease or "", Status.COMPLETE, result=3)])
+        done = await asyncio.wait_for(waiting, PROMPT_S)
+        assert time.monotonic() - started < PROMPT_S
+    assert done.status is Status.COMPLETE
+    assert done.result == 3
+
+
+async def test_long_queue_names_get_hashed_channels(postgres_url: str) -> None:
+    name = "q" * 120
+    assert len(channel_name("events", name)) <= 63
+    assert channel_name("wake", name) != channel_name("wake", name[:-1] + "x")
+    async with (
+        Queue.from_url(postgres_url, name=name) as waiter,
+        Queue.from_url(postgres_url, name=name) as producer,
+    ):
+        waiting = asyncio.create_task(waiter.backend.wait_for_work(LONG_WAIT_S))
+        await asyncio.sleep(0.1)
+        job = await producer.enqueue("add", a=1, b=2)
+        await asyncio.wait_for(waiting, PROMPT_S)
+        assert job is not None
+        await producer.abort(job)
+        assert (await waiter.wait(job, timeout=PROMPT_S)).status is Status.ABORTED
+
+
+async def _kill_listeners(postgres_url: str, queue_name: str) -> int:
+    """Terminate the server sessions LISTENing for ``queue_name``; return how many."""
+    admin = await asyncpg.connect(parse_url(postgres_url)[0])
+    try:
+        killed = await admin.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN %' AND query LIKE '%' || $1 || '%'",
+            queue_name,
+        )
+        return len(killed)
+    finally:
+        await admin.close()
+
+
+async def test_wake_ups_and_waits_survive_a_killed_listen_connection(postgres_url: str) -> None:
+    queue = Queue.from_url(postgres_url, name=_name())
+    # A long poll interval: if LISTEN did not come back, the job would wait 30 s.
+    worker = Worker(queue, [add], poll_interval_s=30, handle_signals=False)
+    running = asyncio.create_task(worker.start())
+    try:
+        assert await queue.apply("add", a=1, b=2, wait_timeout=5) == 3
+        assert await _kill_listeners(postgres_url, queue.name) >= 1
+
+        started = time.monotonic()
+        assert await queue.apply("add", a=2, b=2, wait_timeout=5) == 4
+        assert time.monotonic() - started < 3
+    finally:
+        await worker.stop()
+        await running
+        await queue.close()
+
+
+async def test_a_wait_in_progress_survives_a_killed_listen_connection(postgres_url: str) -> None:
+    name = _name()
+    async with (
+        Queue.from_url(postgres_url, name=name) as client,
+        Queue.from_url(postgres_url, name=name) as worker_side,
+    ):
+        job = await client.enqueue("add", a=1, b=2)
+        assert job is not None
+        waiting = asyncio.create_task(client.wait(job, timeout=LONG_WAIT_S))
+        await asyncio.sleep(0.1)
+        assert await _kill_listeners(postgres_url, name) >= 1
+        # Settled while the waiter is reconnecting: its NOTIFY is lost, the re-check is not.
+        [leased], _ = await worker_side.lease("w", 1)
+        await worker_side.settle([Outcome(job.id, leased.lease or "", Status.COMPLETE, result=3)])
+        done = await asyncio.wait_for(waiting, 3)
+    assert done.result == 3
