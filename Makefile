@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 REDIS_PORT ?= 6379
 
-.PHONY: install run worker test lint bench redis-binary redis-up postgres-binary
+.PHONY: install run worker test lint bench openapi redis-binary redis-up postgres-binary go-toolchain
 
 $(BIN)/jobwire: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,16 @@ redis-binary:
 	@command -v redis-server >/dev/null || { \
 		echo "redis-server not found: installing it with apt-get"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+# tests/clients/test_go.py builds and tests the Go client (stdlib only, Go >= 1.19).
+go-toolchain:
+	@command -v go >/dev/null || test -x /usr/lib/go/bin/go || { \
+		echo "go not found: installing golang-go with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; }
+
+# Rewrite clients/openapi.json from the app; tests/clients/test_openapi.py fails while stale.
+openapi: install
+	$(BIN)/python clients/generate_openapi.py
 
 # Tests initdb their own throwaway PostgreSQL (tests/conftest.py); install the server
 # binaries if none are found (Debian keeps them in /usr/lib/postgresql/<version>/bin), unless
@@ -42,7 +52,7 @@ run: install
 worker: install
 	$(BIN)/jobwire worker examples.tasks.settings
 
-test: install redis-binary postgres-binary lint
+test: install redis-binary postgres-binary go-toolchain lint
 	$(BIN)/pytest
 
 lint: install

@@ -1,0 +1,16 @@
+// Package jobwire is a Go client for the Jobwire job-queue service's REST API.
+//
+// It uses only the standard library. A Client enqueues jobs (one or a batch), waits for
+// them (Apply, GetJob with a long-poll wait), aborts and retries them, and reads queues;
+// Lease, Heartbeat, Complete and Fail let a Go program take and report jobs itself.
+//
+//	client, err := jobwire.New("http://127.0.0.1:8080", jobwire.WithToken(token), jobwire.WithQueue("emails"))
+//	job, err := client.Enqueue(ctx, "send_email", map[string]any{"to": "a@example.com"},
+//		&jobwire.JobOptions{Retries: 2, Timeout: 30 * time.Second})
+//	done, err := client.GetJob(ctx, job.ID, time.Minute) // long-polls until it finishes
+//
+// Errors from the service are *Error values carrying its code and message; match them
+// with errors.Is against ErrNotFound, ErrStaleLease, ErrInvalidState, ErrInvalidRequest,
+// ErrUnauthenticated, ErrForbidden, ErrUnavailable... Idempotent calls are retried with
+// backoff on 502/503/504 and dropped connections.
+package jobwire

@@ -1,0 +1,3 @@
+module github.com/jobwire/jobwire/clients/go
+
+go 1.19
