@@ -140,3 +140,17 @@ async def test_info_reports_recent_throughput(queue: Queue, running_worker: Any)
             assert job is not None
             await queue.wait(job, timeout=5)
     assert (await queue.info())["finished_per_s"] == pytest.approx(5 / 300)
+
+
+async def test_active_listing_is_full_even_with_aborting_jobs(queue: Queue) -> None:
+    """``jobs(ACTIVE, limit=n)`` returns n active jobs, skipping aborting ones."""
+    jobs = [await queue.enqueue("task", n=n) for n in range(4)]
+    leased, _ = await queue.lease("busy-worker", 4)
+    assert len(leased) == 4
+    for job in jobs[:2]:
+        assert job is not None
+        assert (await queue.abort(job)).status is Status.ABORTING
+    active = await queue.jobs(Status.ACTIVE, limit=2)
+    assert len(active) == 2
+    assert {job.status for job in active} == {Status.ACTIVE}
+    assert {job.id for job in active} == {job.id for job in jobs[2:] if job is not None}

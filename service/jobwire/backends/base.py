@@ -17,6 +17,7 @@ from typing import Any, Literal
 from jobwire.job import DEFAULT_LEASE_S, FINISHED, ErrorInfo, Job, Status
 
 LeaseState = Literal["active", "aborting", "lost"]
+_OUTCOME_STATUSES = frozenset({Status.COMPLETE, Status.FAILED, Status.ABORTED, Status.QUEUED})
 logger = logging.getLogger("jobwire.backend")
 
 
@@ -44,6 +45,12 @@ class Outcome:
     only_if_expired: bool = False
     run_s: float | None = None
     function: str = ""  # for metrics labels at a network edge
+
+    def __post_init__(self) -> None:
+        if self.status not in _OUTCOME_STATUSES:
+            raise ValueError(
+                f"an attempt ends complete, failed, aborted or queued, not {self.status}"
+            )
 
     @classmethod
     def for_failure(

@@ -39,6 +39,7 @@ _QUEUES_KEY = "jobwire:queues"  # set of queue names (outside any queue's slot)
 _REGISTER_EVERY_S = 60.0  # how often an enqueuing process re-adds its queue to that set
 _ENQUEUE_CHUNK = 500  # jobs per script call: bounds how long one call blocks Redis
 _WORKER_SEEN_S = 60.0
+_WORKER_FORGET_S = 3600.0  # workers silent this long are dropped from the registry
 _FINISHED_INDEXES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
 
 
@@ -170,6 +171,8 @@ class RedisBackend(Backend):
             return []
         if status == Status.ABORTING:
             return sorted(await self.redis.smembers(self.prefix + "aborting"))[:limit]
+        if status == Status.ACTIVE:  # the active index holds aborting jobs too: read past them
+            limit += await self.redis.scard(self.prefix + "aborting")
         if status in _FINISHED_INDEXES:  # newest first, skipping entries past their ttl
             return await self.redis.zrevrangebyscore(
                 self.prefix + status, "+inf", time.time(), start=0, num=limit
@@ -278,8 +281,11 @@ class RedisBackend(Backend):
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self.prefix + "workers", {worker_id: seen})
             pipe.hset(self.prefix + "workerinfo", worker_id, orjson.dumps(info).decode())
-            pipe.zremrangebyscore(self.prefix + "workers", "-inf", seen - 3600)
-            await pipe.execute()
+            pipe.zrangebyscore(self.prefix + "workers", "-inf", seen - _WORKER_FORGET_S)
+            pipe.zremrangebyscore(self.prefix + "workers", "-inf", seen - _WORKER_FORGET_S)
+            forgotten = (await pipe.execute())[2]
+        if forgotten:
+            await self.redis.hdel(self.prefix + "workerinfo", *forgotten)
 
     async def workers(self) -> list[dict[str, Any]]:
         seen_ids = await self.redis.zrangebyscore(
@@ -303,8 +309,11 @@ def _enqueue_args(jobs: Sequence[Job]) -> list[Any]:
 
 
 def _mark_enqueued(job: Job, stamp: float) -> None:
-    job.created = job.queued = job.touched = stamp
-    job.status = Status.SCHEDULED if job.scheduled > stamp else Status.QUEUED
+    job.created = job.touched = stamp
+    if job.scheduled > stamp:
+        job.status = Status.SCHEDULED
+    else:
+        job.status, job.queued = Status.QUEUED, stamp
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
