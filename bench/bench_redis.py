@@ -311,8 +311,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--systems",
-        default="saq,jobwire,jobwire-http",
-        help="comma-separated subset of: saq,jobwire,jobwire-http (default all three)",
+        default="saq,jobwire,jobwire-http,jobwire-grpc",
+        help="comma-separated subset of: saq,jobwire,jobwire-http,jobwire-grpc (default all)",
     )
     parser.add_argument(
         "--profile",
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with contextlib.ExitStack() as stack:
         url = args.redis_url or stack.enter_context(throwaway_redis())
-        if "jobwire-http" in args.systems:
+        if "jobwire-http" in args.systems or "jobwire-grpc" in args.systems:
             stack.enter_context(jobwire_service(url))
         try:
             print(asyncio.run(bench(url, args)))

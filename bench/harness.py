@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import redis
 import redis.asyncio as aioredis
-from systems import SERVICE_URL_ENV, SYSTEMS, BenchError, System
+from systems import GRPC_URL_ENV, SERVICE_URL_ENV, SYSTEMS, BenchError, System
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
@@ -261,18 +261,24 @@ def _version(package: str) -> str:
 
 @contextlib.contextmanager
 def jobwire_service(redis_url: str) -> Iterator[str]:
-    """Run `jobwire serve` on a free port against ``redis_url``; yield its URL.
+    """Run `jobwire serve` on free REST and gRPC ports against ``redis_url``; yield its
+    REST URL.
 
-    The URL is also put in the environment, where spawned workers find it.
+    Both URLs (``http://``, ``grpc://``) are also put in the environment, where spawned
+    workers find them.
     """
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
+    while grpc_port == port:
+        grpc_port = free_port()
     env = {**os.environ, "JOBWIRE_BACKEND": redis_url, "JOBWIRE_LOG_LEVEL": "warning"}
-    command = [sys.executable, "-m", "jobwire.cli", "serve", "--http-port", str(port)]
+    command = [sys.executable, "-m", "jobwire.cli", "serve", "--http-port", str(port),
+               "--grpc-port", str(grpc_port)]  # fmt: skip
     server = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, server)
         os.environ[SERVICE_URL_ENV] = url
+        os.environ[GRPC_URL_ENV] = f"grpc://127.0.0.1:{grpc_port}"
         yield url
     finally:
         server.terminate()

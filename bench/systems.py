@@ -1,4 +1,5 @@
-"""The systems under test behind one interface: SAQ, Jobwire on Redis, Jobwire over HTTP."""
+"""The systems under test behind one interface: SAQ, Jobwire on Redis, Jobwire over HTTP
+and over gRPC."""
 
 import asyncio
 import logging
@@ -7,6 +8,7 @@ import time
 from typing import Any, Protocol
 
 SERVICE_URL_ENV = "JOBWIRE_BENCH_SERVICE_URL"  # set by the parent; spawned workers inherit it
+GRPC_URL_ENV = "JOBWIRE_BENCH_GRPC_URL"  # the same service's grpc:// URL
 
 
 class BenchError(RuntimeError):
@@ -153,4 +155,19 @@ class JobwireHttp(Jobwire):
         return Queue.from_url(os.environ[SERVICE_URL_ENV], name=name)
 
 
-SYSTEMS: dict[str, System] = {s.key: s for s in (Saq(), Jobwire(), JobwireHttp())}
+class JobwireGrpc(Jobwire):
+    """Jobwire through a running `jobwire serve` over gRPC: the worker takes its jobs from
+    the Work stream (pushed under credits), the producer enqueues by unary calls."""
+
+    key = "jobwire-grpc"
+    label = "Jobwire over gRPC"
+
+    def queue(self, url: str, name: str) -> Any:
+        from jobwire import Queue
+
+        return Queue.from_url(os.environ[GRPC_URL_ENV], name=name)
+
+
+SYSTEMS: dict[str, System] = {
+    s.key: s for s in (Saq(), Jobwire(), JobwireHttp(), JobwireGrpc())
+}

@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -22,9 +23,12 @@ def free_port() -> int:
 
 
 def start_service(
-    backend_url: str, *args: str, env: dict[str, str] | None = None
+    backend_url: str, *args: str, env: dict[str, str] | None = None, grpc_port: int = 0
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """Start `jobwire serve` and wait until /readyz answers 200.
+
+    ``grpc_port`` 0 (the default here) serves no gRPC, so that services started side by
+    side do not race for the default port 50051.
 
     Returns:
         The process, its base URL and the path of its log file.
@@ -33,8 +37,11 @@ def start_service(
         RuntimeError: It exited or was not ready in time (the log is in the message).
     """
     port = free_port()
+    while port == grpc_port:  # two free ports, not one twice
+        port = free_port()
     log_path = tempfile.mktemp(prefix="jobwire-serve-", suffix=".log")
-    command = [sys.executable, "-m", "jobwire.cli", "serve", "--http-port", str(port), *args]
+    command = [sys.executable, "-m", "jobwire.cli", "serve", "--http-port", str(port)]
+    command += ["--grpc-port", str(grpc_port), *args]
     full_env = {**os.environ, "JOBWIRE_BACKEND": backend_url, **(env or {})}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT)
@@ -64,12 +71,45 @@ def stop_service(proc: subprocess.Popen[bytes]) -> int:
         return proc.wait(timeout=5)
 
 
+# Logical Redis databases of the conformance suite's implementations. Services that other
+# tests start sweep every queue of database 0 in the background; a job the suite leaves to
+# expire on purpose must not be reclaimed behind its back.
+REDIS_DB, HTTP_DB, GRPC_DB = 1, 2, 3
+
+
+def redis_database(url: str, db: int) -> str:
+    """``url`` pointing at logical database ``db`` of the same Redis server."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def conformance_redis_url(redis_url: str) -> str:
+    """The test Redis, in a database of the conformance suite's own."""
+    return redis_database(redis_url, REDIS_DB)
+
+
 @pytest.fixture(scope="session")
 def service_url(redis_url: str) -> Iterator[str]:
     """Base URL of a service (no tokens, loopback) shared by the whole session."""
-    # The suite calls sweep() itself and counts what it reclaims: no background sweeps.
-    proc, url, _ = start_service(redis_url, env={"JOBWIRE_SWEEP_INTERVAL_S": "3600"})
+    # The suite calls sweep() itself and counts what it reclaims: no background sweeps, and
+    # a Redis database of its own, which the services other tests start never sweep.
+    backend = redis_database(redis_url, HTTP_DB)
+    proc, url, _ = start_service(backend, env={"JOBWIRE_SWEEP_INTERVAL_S": "3600"})
     try:
         yield url
+    finally:
+        stop_service(proc)
+
+
+@pytest.fixture(scope="session")
+def grpc_url(redis_url: str) -> Iterator[str]:
+    """``grpc://`` URL of a service with both ports (no tokens, loopback), shared by the
+    whole session."""
+    port = free_port()
+    backend = redis_database(redis_url, GRPC_DB)  # isolated, as for service_url
+    proc, _, _ = start_service(backend, env={"JOBWIRE_SWEEP_INTERVAL_S": "3600"}, grpc_port=port)
+    try:
+        yield f"grpc://127.0.0.1:{port}"
     finally:
         stop_service(proc)

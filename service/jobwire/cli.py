@@ -51,10 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the REST service")
+    serve = commands.add_parser("serve", help="run the service (REST and gRPC)")
     serve.add_argument("--backend", help="store URL (env JOBWIRE_BACKEND)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--http-port", type=int, help="REST port (default 8080)")
+    serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0: no gRPC)")
     serve.add_argument("--tokens", help="'token:role,...' (env JOBWIRE_TOKENS)")
     serve.add_argument("--tokens-file", help="file of 'token:role' lines")
     serve.add_argument("--tls-cert", help="TLS certificate (PEM)")
@@ -144,6 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
         "backend",
         "host",
         "http_port",
+        "grpc_port",
         "tokens",
         "tokens_file",
         "tls_cert",

@@ -138,10 +138,12 @@ class Worker:
             ),
         ]
         settler = asyncio.create_task(self._settle_loop(), name="jobwire-settle")
+        self.queue.backend.on_abort(self._abort_now)
         with self._signals_handled():
             try:
                 await self._lease_loop()
             finally:
+                await _logged(self.queue.backend.stop_leasing(self.id), "handing back jobs")
                 await self._drain(settler)
                 await _cancel_all(background)
                 await self._hook("shutdown", self.ctx)
@@ -186,6 +188,12 @@ class Worker:
             logger.exception("leasing jobs failed; retrying in %s s", self.poll_interval_s)
             await asyncio.sleep(self.poll_interval_s)
             return [], None
+
+    def _abort_now(self, job_id: str) -> None:
+        """The backend heard of an abort ahead of the next renew: cancel the job now."""
+        attempt = self._running.get(job_id)
+        if attempt is not None:
+            attempt.cancel("abort")
 
     async def _hand_back(self, jobs: list[Job]) -> None:
         """Requeue jobs leased while a stop was requested (none of them started)."""

@@ -19,10 +19,11 @@ from jobwire import Job, Queue, Status, Worker
 # Implementation name -> name of the fixture that yields its URL. Adding a backend to the
 # conformance suite is one entry here (plus the fixture that provides its URL).
 IMPLEMENTATIONS: dict[str, str] = {
-    "redis": "redis_url",
+    "redis": "conformance_redis_url",
     "postgres": "postgres_url",
     "sqlite": "sqlite_url",
     "http": "service_url",
+    "grpc": "grpc_url",
 }
 
 # Short intervals keep the suite fast; tests override them per worker when needed.

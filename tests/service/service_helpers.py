@@ -109,8 +109,9 @@ async def wait_for_status(
 
 
 def serve_command(*args: str) -> list[str]:
-    """The argv of ``jobwire serve`` run by this interpreter."""
-    return [sys.executable, "-m", "jobwire.cli", "serve", *args]
+    """The argv of ``jobwire serve`` run by this interpreter, with no gRPC server (so that
+    services started side by side don't race for the default port 50051)."""
+    return [sys.executable, "-m", "jobwire.cli", "serve", "--grpc-port", "0", *args]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -15,6 +15,8 @@ _BACKENDS: dict[str, tuple[str, str, str]] = {
     "sqlite": ("jobwire.backends.sqlite", "SqliteBackend", "sqlite"),
     "http": ("jobwire.backends.http", "HttpBackend", "http"),
     "https": ("jobwire.backends.http", "HttpBackend", "http"),
+    "grpc": ("jobwire.backends.grpc", "GrpcBackend", "grpc"),
+    "grpcs": ("jobwire.backends.grpc", "GrpcBackend", "grpc"),
 }
 
 

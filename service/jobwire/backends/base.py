@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
 from jobwire.job import DEFAULT_LEASE_S, FINISHED, ErrorInfo, Job, Status
@@ -149,6 +149,18 @@ class Backend(abc.ABC):
             if jobs or left_s <= 0 or self.interrupted:
                 return jobs, next_due_s
             await self.wait_for_work(left_s if next_due_s is None else min(left_s, next_due_s))
+
+    def on_abort(self, callback: Callable[[str], None]) -> None:  # noqa: B027 - optional hook
+        """Call ``callback(job_id)`` the moment this backend hears that a job leased
+        through it was aborted, ahead of the next ``renew``.
+
+        Only backends that are told of aborts as they happen (the gRPC stream) call it;
+        by default workers learn of aborts from ``renew``.
+        """
+
+    async def stop_leasing(self, worker_id: str) -> None:  # noqa: B027 - optional hook
+        """``worker_id`` takes no more jobs: hand back those leased for it ahead of
+        ``lease_or_wait`` (pushed under credits, on the gRPC stream) but not handed out."""
 
     async def sweep(self, limit: int) -> int:
         """Reclaim up to ``limit`` jobs whose lease expired; return how many."""

@@ -75,6 +75,18 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.grpc_requests = Counter(
+            "jobwire_grpc_requests",
+            "gRPC calls served, by method and status code (a stream when it ends).",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.grpc_latency = Histogram(
+            "jobwire_grpc_request_duration_seconds",
+            "gRPC call latency (a stream's whole life).",
+            ["method"],
+            registry=self.registry,
+        )
         self._depth_read_at = 0.0
 
     def outcome(self, queue: str, function: str, status: Status, run_s: float | None) -> None:
@@ -82,6 +94,11 @@ class Metrics:
         self.settled[_OUTCOMES[status]].labels(queue, function).inc()
         if run_s is not None:
             self.run_seconds.labels(queue, function).observe(run_s)
+
+    def grpc_call(self, method: str, code: str, seconds: float) -> None:
+        """Count one gRPC call that ended with ``code``, and its latency."""
+        self.grpc_requests.labels(method, code).inc()
+        self.grpc_latency.labels(method).observe(seconds)
 
     def leased(self, job: Job) -> None:
         """Observe how long a job waited in the queue."""

@@ -1,9 +1,11 @@
-"""Run the service: uvicorn (uvloop + httptools) serving the REST app in one event loop."""
+"""Run the service: uvicorn (REST, uvloop + httptools) and grpc.aio (gRPC) in one event
+loop, both on one QueueRegistry (one backend, one connection pool)."""
 
 import asyncio
 import contextlib
 import math
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -12,18 +14,25 @@ import uvicorn
 import uvloop
 
 from jobwire.server.app import create_app
+from jobwire.server.grpc_server import GrpcServer, create_grpc_server
+from jobwire.server.metrics import Metrics
+from jobwire.server.registry import QueueRegistry
 from jobwire.server.settings import Settings
 
 
 def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT, then answer long polls at once, stop accepting, finish
-    in-flight requests (up to ``shutdown_grace_s``) and close the backend's connections."""
+    in-flight requests and let streaming workers hand back unstarted jobs (up to
+    ``shutdown_grace_s``), and close the backend's connections."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(_serve(settings))
 
 
 async def _serve(settings: Settings) -> None:
-    app = create_app(settings)
+    registry = QueueRegistry(settings.backend)
+    metrics = Metrics()
+    app = create_app(settings, registry=registry, metrics=metrics)
+    grpc_server = create_grpc_server(settings, registry, metrics) if settings.grpc_port else None
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -36,17 +45,34 @@ async def _serve(settings: Settings) -> None:
         ssl_keyfile=settings.tls_key,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
-    await _DrainingServer(config, app.state.draining).serve()
+    try:
+        if grpc_server is not None:
+            await grpc_server.start()
+        server = _DrainingServer(config, app.state.draining, grpc_server, settings.shutdown_grace_s)
+        await server.serve()
+    finally:
+        if grpc_server is not None:
+            await grpc_server.stop(0)  # at once, if uvicorn ended without stopping it
+        await registry.close()
 
 
 class _DrainingServer(uvicorn.Server):
     """uvicorn's server, but a stop signal first sets ``draining`` (long polls answer at
-    once) and is not re-raised after a clean shutdown (so the exit code is 0)."""
+    once) and is not re-raised after a clean shutdown (so the exit code is 0); the gRPC
+    server, if any, stops alongside (its workers drain within ``grace_s``)."""
 
-    def __init__(self, config: uvicorn.Config, draining: asyncio.Event) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        draining: asyncio.Event,
+        grpc: GrpcServer | None = None,
+        grace_s: float = 0.0,
+    ) -> None:
         super().__init__(config)
         self._draining = draining
         self._loop = asyncio.get_running_loop()
+        self._grpc = grpc
+        self._grace_s = grace_s
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._loop.call_soon_threadsafe(self._draining.set)
@@ -64,3 +90,9 @@ class _DrainingServer(uvicorn.Server):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        stopping = [super().shutdown(sockets)]
+        if self._grpc is not None:
+            stopping.append(self._grpc.stop(self._grace_s))
+        await asyncio.gather(*stopping)

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     backend: str = Field(DEFAULT_BACKEND, description="URL of the store the service owns.")
     host: str = Field("127.0.0.1", description="Address to bind.")
     http_port: int = Field(8080, ge=0, le=65535, description="REST port (0: any free port).")
+    grpc_port: int = Field(
+        50051, ge=0, le=65535, description="gRPC port on the same host (0: no gRPC server)."
+    )
     tokens: str = Field("", description="Bearer tokens with roles: 'tokA:admin,tokB:worker'.")
     tokens_file: Path | None = Field(None, description="File of 'token:role' lines.")
     insecure: bool = Field(False, description="Allow a non-loopback bind without tokens.")
@@ -41,6 +44,8 @@ class Settings(BaseSettings):
     def _check(self) -> "Settings":
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+        if self.grpc_port and self.grpc_port == self.http_port:
+            raise ValueError(f"http_port and grpc_port are both {self.grpc_port}")
         if not self.token_roles() and not _is_loopback(self.host) and not self.insecure:
             raise ValueError(
                 f"refusing to bind {self.host} without tokens: anyone could run jobs. "

@@ -1,0 +1,185 @@
+"""Jobs, outcomes and statuses to and from the gRPC messages of ``jobwire.v1``.
+
+Both ends use it: the service (``jobwire.server.grpc_*``) and the SDK's ``grpc://``
+backend. Keyword arguments, results and metadata travel as JSON text.
+"""
+
+from typing import Any
+
+import orjson
+
+from jobwire.backends.base import LeaseState, Outcome
+from jobwire.job import ErrorInfo, Job, Status
+from jobwire.v1 import jobwire_pb2 as pb
+
+STATUS_TO_PB: dict[Status, "pb.Status"] = {
+    Status.QUEUED: pb.STATUS_QUEUED,
+    Status.SCHEDULED: pb.STATUS_SCHEDULED,
+    Status.ACTIVE: pb.STATUS_ACTIVE,
+    Status.ABORTING: pb.STATUS_ABORTING,
+    Status.ABORTED: pb.STATUS_ABORTED,
+    Status.FAILED: pb.STATUS_FAILED,
+    Status.COMPLETE: pb.STATUS_COMPLETE,
+}
+STATUS_FROM_PB: dict[int, Status] = {number: status for status, number in STATUS_TO_PB.items()}
+LEASE_STATE_TO_PB: dict[LeaseState, "pb.LeaseState"] = {
+    "active": pb.LEASE_STATE_ACTIVE,
+    "aborting": pb.LEASE_STATE_ABORTING,
+    "lost": pb.LEASE_STATE_LOST,
+}
+LEASE_STATE_FROM_PB: dict[int, LeaseState] = {n: s for s, n in LEASE_STATE_TO_PB.items()}
+
+
+def dumps(value: Any) -> str:
+    """JSON text of ``value``."""
+    return orjson.dumps(value).decode()
+
+
+def loads(text: str, empty: Any = None) -> Any:
+    """The value of JSON ``text`` (``empty`` for an empty string).
+
+    Raises:
+        ValueError: Not JSON.
+    """
+    return orjson.loads(text) if text else empty
+
+
+def error_to_pb(error: ErrorInfo) -> pb.JobError:
+    """An ``ErrorInfo`` as a message."""
+    return pb.JobError(type=error.type, message=error.message, traceback=error.traceback)
+
+
+def error_from_pb(error: pb.JobError) -> ErrorInfo:
+    """A ``JobError`` message as an ``ErrorInfo``."""
+    return ErrorInfo(error.type, error.message, error.traceback)
+
+
+def job_to_pb(job: Job, *, with_lease: bool = False) -> pb.Job:
+    """A job as a message (its lease token only when asked for)."""
+    message = pb.Job(
+        id=job.id, queue=job.queue, function=job.function, kwargs_json=dumps(job.kwargs),
+        status=STATUS_TO_PB[job.status], key=job.key, priority=job.priority,
+        timeout=job.timeout, heartbeat=job.heartbeat, retries=job.retries,
+        attempts=job.attempts, ttl=job.ttl, scheduled=job.scheduled,
+        retry_delay=job.retry_delay, retry_backoff=bool(job.retry_backoff),
+        retry_backoff_cap=_backoff_cap(job.retry_backoff), progress=job.progress,
+        meta_json=dumps(job.meta), result_json=dumps(job.result), created=job.created,
+        queued=job.queued, started=job.started, completed=job.completed, touched=job.touched,
+        worker=job.worker, lease=job.lease if with_lease and job.lease else "",
+    )  # fmt: skip
+    if job.error is not None:
+        message.error.CopyFrom(error_to_pb(job.error))
+    return message
+
+
+def job_from_pb(message: pb.Job) -> Job:
+    """A ``Job`` message as a Job (with its lease token, if it carries one)."""
+    return Job(
+        function=message.function,
+        kwargs=loads(message.kwargs_json, {}),
+        queue=message.queue,
+        id=message.id,
+        key=message.key if message.HasField("key") else None,
+        status=STATUS_FROM_PB[message.status],
+        priority=message.priority,
+        timeout=message.timeout if message.HasField("timeout") else None,
+        heartbeat=message.heartbeat,
+        retries=message.retries,
+        attempts=message.attempts,
+        ttl=message.ttl,
+        scheduled=message.scheduled,
+        retry_delay=message.retry_delay,
+        retry_backoff=_backoff(message.retry_backoff, message.retry_backoff_cap),
+        progress=message.progress,
+        meta=loads(message.meta_json, {}),
+        result=loads(message.result_json),
+        error=error_from_pb(message.error) if message.HasField("error") else None,
+        created=message.created,
+        queued=message.queued,
+        started=message.started,
+        completed=message.completed,
+        touched=message.touched,
+        worker=message.worker if message.HasField("worker") else None,
+        lease=message.lease or None,
+    )
+
+
+def spec_from_job(job: Job) -> pb.JobSpec:
+    """What to send to enqueue ``job`` (every option explicit)."""
+    return pb.JobSpec(
+        function=job.function, kwargs_json=dumps(job.kwargs), id=job.id, key=job.key,
+        timeout=job.timeout, retries=job.retries, ttl=job.ttl, heartbeat=job.heartbeat,
+        scheduled=job.scheduled, retry_delay=job.retry_delay,
+        retry_backoff=bool(job.retry_backoff), retry_backoff_cap=_backoff_cap(job.retry_backoff),
+        priority=job.priority,
+    )  # fmt: skip
+
+
+def spec_fields(spec: pb.JobSpec) -> dict[str, Any]:
+    """A ``JobSpec`` as the fields of an enqueue request (unset options left out).
+
+    Raises:
+        ValueError: ``kwargs_json`` is not JSON.
+    """
+    fields: dict[str, Any] = {
+        "function": spec.function, "kwargs": loads(spec.kwargs_json, {}),
+        "retries": spec.retries, "heartbeat": spec.heartbeat, "scheduled": spec.scheduled,
+        "retry_delay": spec.retry_delay, "priority": spec.priority,
+        "retry_backoff": _backoff(spec.retry_backoff, spec.retry_backoff_cap),
+    }  # fmt: skip
+    if spec.id:
+        fields["id"] = spec.id
+    for name in ("key", "timeout", "ttl"):
+        if spec.HasField(name):
+            fields[name] = getattr(spec, name)
+    return fields
+
+
+def outcome_to_pb(outcome: Outcome) -> pb.Outcome:
+    """An outcome as a message."""
+    message = pb.Outcome(
+        job_id=outcome.job_id,
+        lease=outcome.lease,
+        status=STATUS_TO_PB[outcome.status],
+        delay_s=outcome.delay_s,
+        run_s=outcome.run_s,
+        function=outcome.function,
+    )
+    if outcome.status == Status.COMPLETE:
+        message.result_json = dumps(outcome.result)
+    if outcome.error is not None:
+        message.error.CopyFrom(error_to_pb(outcome.error))
+    return message
+
+
+def outcome_from_pb(message: pb.Outcome) -> Outcome:
+    """An ``Outcome`` message as an Outcome.
+
+    Raises:
+        ValueError: Its status is not one an attempt ends with, or its result not JSON.
+    """
+    status = STATUS_FROM_PB.get(message.status)
+    if status not in _SETTLED:
+        raise ValueError(f"outcome of job {message.job_id!r}: status must be one of {_NAMES}")
+    return Outcome(
+        message.job_id,
+        message.lease,
+        status,
+        result=loads(message.result_json),
+        error=error_from_pb(message.error) if message.HasField("error") else None,
+        delay_s=max(message.delay_s, 0.0),
+        run_s=message.run_s if message.HasField("run_s") else None,
+        function=message.function,
+    )
+
+
+_SETTLED = (Status.COMPLETE, Status.FAILED, Status.ABORTED, Status.QUEUED)
+_NAMES = ", ".join(pb.Status.Name(STATUS_TO_PB[s]) for s in _SETTLED)
+
+
+def _backoff_cap(backoff: bool | float) -> float:
+    return 0.0 if isinstance(backoff, bool) else float(backoff)
+
+
+def _backoff(enabled: bool, cap: float) -> bool | float:
+    return cap if cap > 0 else enabled

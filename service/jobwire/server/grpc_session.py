@@ -1,0 +1,324 @@
+"""The server side of the ``Work`` stream: one ``WorkSession`` per connected worker.
+
+A session pushes jobs while the worker has credits, using the queue's waiting lease
+(``Queue.lease(..., wait_s=...)``: woken by the store's new-work events), answers
+heartbeats and results, and pushes an abort the moment a job it holds is aborted through
+this process. The ``WorkHub`` knows every session and which holds which job; on shutdown
+it drains them all.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from typing import Any
+
+from jobwire.backends.base import LeaseState, Outcome
+from jobwire.backends.grpc_codec import (
+    LEASE_STATE_TO_PB,
+    job_to_pb,
+    loads,
+    outcome_from_pb,
+)
+from jobwire.errors import InvalidRequest, StaleLease
+from jobwire.job import Job, Status
+from jobwire.queue import Queue
+from jobwire.server.metrics import Metrics
+from jobwire.server.registry import QueueRegistry
+from jobwire.v1 import jobwire_pb2 as pb
+
+logger = logging.getLogger("jobwire.server.grpc")
+PUSH_WAIT_S = 10.0  # one waiting lease; new work (or a stop) wakes it sooner
+MAX_PUSH = 1000  # jobs in one push
+MAX_REFS = 10_000  # leases in one heartbeat, outcomes in one report
+TOUCH_EVERY_S = 10.0  # record a connected worker as seen this often
+STORE_RETRY_S = 1.0  # pause after the store failed a lease
+CLOSE_TIMEOUT_S = 5.0  # how long a closing session waits for its store calls
+
+
+class WorkHub:
+    """Every Work session of this process, and which session holds which job.
+
+    Args:
+        registry: The service's queues; its aborts are pushed to the holding session.
+    """
+
+    def __init__(self, registry: QueueRegistry) -> None:
+        self.sessions: set[WorkSession] = set()
+        self._holders: dict[str, WorkSession] = {}
+        registry.on_abort(self._aborted)
+
+    def hold(self, session: "WorkSession", job_ids: Iterable[str]) -> None:
+        """Record that ``session``'s worker runs these jobs."""
+        for job_id in job_ids:
+            self._holders[job_id] = session
+
+    def release(self, session: "WorkSession", job_ids: Iterable[str]) -> None:
+        """Forget these jobs (settled, lost) if ``session`` holds them."""
+        for job_id in job_ids:
+            if self._holders.get(job_id) is session:
+                del self._holders[job_id]
+
+    def remove(self, session: "WorkSession") -> None:
+        """Forget a session that ended, and the jobs it held."""
+        self.sessions.discard(session)
+        self.release(session, [i for i, s in self._holders.items() if s is session])
+
+    def drain(self, grace_s: float) -> None:
+        """Tell every session the service is stopping (see ``WorkSession.drain``)."""
+        for session in list(self.sessions):
+            session.drain(grace_s)
+
+    def _aborted(self, job: Job) -> None:
+        session = self._holders.get(job.id)
+        if session is not None and job.status == Status.ABORTING:
+            session.push_abort(job)
+
+
+async def renew_refs(queue: Queue, refs: Sequence[pb.LeaseRef]) -> list[LeaseState]:
+    """Store the progress/meta some refs carry, then renew every lease.
+
+    Raises:
+        InvalidRequest: Too many refs, or a bad progress or meta.
+    """
+    if len(refs) > MAX_REFS:
+        raise InvalidRequest(f"leases: at most {MAX_REFS} at once, got {len(refs)}")
+    for ref in refs:
+        if ref.HasField("progress") or ref.meta_json:
+            await _update(queue, ref)
+    return await queue.renew([(ref.job_id, ref.lease) for ref in refs])
+
+
+async def _update(queue: Queue, ref: pb.LeaseRef) -> None:
+    meta = loads(ref.meta_json)
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidRequest(f"meta_json of job {ref.job_id!r} must be a JSON object")
+    job = await queue.job(ref.job_id)
+    if job is None:
+        return  # renewing reports it lost
+    job.lease = ref.lease
+    progress = ref.progress if ref.HasField("progress") else None
+    with contextlib.suppress(StaleLease):
+        await queue.update(job, progress=progress, meta=meta)
+
+
+def outcomes_of(messages: Sequence[pb.Outcome]) -> list[Outcome]:
+    """Outcome messages as Outcomes.
+
+    Raises:
+        InvalidRequest: Too many, or one is malformed.
+    """
+    if len(messages) > MAX_REFS:
+        raise InvalidRequest(f"outcomes: at most {MAX_REFS} at once, got {len(messages)}")
+    return [outcome_from_pb(message) for message in messages]
+
+
+def count_outcomes(
+    metrics: Metrics, queue: str, outcomes: Sequence[Outcome], settled: Sequence[bool]
+) -> None:
+    """Count the outcomes that settled."""
+    for outcome, done in zip(outcomes, settled, strict=True):
+        if done:
+            metrics.outcome(queue, outcome.function or "unknown", outcome.status, outcome.run_s)
+
+
+class WorkSession:
+    """One worker's Work stream.
+
+    Args:
+        hub: The process's sessions.
+        registry: The service's queues.
+        metrics: Where leases and outcomes are counted.
+    """
+
+    def __init__(self, hub: WorkHub, registry: QueueRegistry, metrics: Metrics) -> None:
+        self._hub = hub
+        self._registry = registry
+        self._metrics = metrics
+        self._outbox: asyncio.Queue[pb.WorkResponse | None] = asyncio.Queue()
+        self._credits = 0
+        self._credit_ready = asyncio.Event()
+        self._closed = False
+        self._draining = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failure: Exception | None = None
+        self.queue: Queue
+        self.worker_id = ""
+        self._info: dict[str, Any] = {}
+
+    async def run(self, requests: AsyncIterator[pb.WorkRequest]) -> AsyncIterator[pb.WorkResponse]:
+        """Serve the stream: the responses to send, until the worker closes its side.
+
+        Raises:
+            InvalidRequest: The worker broke the protocol (ends the stream).
+        """
+        await self._hello(await anext(aiter(requests), None))
+        self._hub.sessions.add(self)
+        background = [
+            asyncio.create_task(self._read(requests), name="jobwire-grpc-read"),
+            asyncio.create_task(self._keep_seen(), name="jobwire-grpc-seen"),
+        ]
+        pusher = asyncio.create_task(self._push(), name="jobwire-grpc-push")
+        try:
+            while (message := await self._outbox.get()) is not None:
+                yield message
+            if self._failure is not None:
+                raise self._failure
+        finally:
+            await self._close(background, pusher)
+
+    def drain(self, grace_s: float) -> None:
+        """The service is stopping: push nothing more, ask for unstarted jobs back."""
+        self._draining = True
+        self._void_credits()
+        self._outbox.put_nowait(pb.WorkResponse(drain=pb.WorkDrain(grace_s=grace_s)))
+
+    def push_abort(self, job: Job) -> None:
+        """Tell the worker at once that a job it runs was aborted."""
+        reason = job.error.message if job.error else "aborted"
+        self._outbox.put_nowait(pb.WorkResponse(abort=pb.WorkAbort(job_id=job.id, reason=reason)))
+
+    async def _hello(self, request: pb.WorkRequest | None) -> None:
+        if request is None or request.WhichOneof("kind") != "hello":
+            raise InvalidRequest("the Work stream starts with hello")
+        hello = request.hello
+        if not 1 <= len(hello.worker_id) <= 200:
+            raise InvalidRequest("hello.worker_id: 1 to 200 characters")
+        if not 0 <= hello.lease_s <= 86_400:
+            raise InvalidRequest(f"hello.lease_s: 0 to 86400 seconds, got {hello.lease_s}")
+        info = loads(hello.info_json, {})
+        if not isinstance(info, dict):
+            raise InvalidRequest("hello.info_json must be a JSON object")
+        self.queue = self._registry.get(hello.queue, hello.lease_s or None)
+        self.worker_id = hello.worker_id
+        self._info = {**info, "functions": list(hello.functions), "stream": True}
+        await self.queue.connect()
+        await self.queue.backend.touch_worker(self.worker_id, self._info)
+
+    async def _read(self, requests: AsyncIterator[pb.WorkRequest]) -> None:
+        try:
+            async for request in requests:
+                self._handle(request)
+            if self._tasks:  # the worker closed its side: finish what it asked for
+                await asyncio.wait(list(self._tasks))
+        except Exception as exc:
+            self._failure = exc
+        self._outbox.put_nowait(None)
+
+    def _handle(self, request: pb.WorkRequest) -> None:
+        kind = request.WhichOneof("kind")
+        if kind == "credit":
+            self._grant(request.credit.credits)
+        elif kind == "heartbeat":
+            self._spawn(self._heartbeat(request.heartbeat))
+        elif kind == "results":
+            self._spawn(self._results(request.results))
+        elif kind == "stop":
+            self._void_credits()
+            self._outbox.put_nowait(pb.WorkResponse(stopped=pb.WorkStopped()))
+        else:
+            raise InvalidRequest(f"unexpected {kind or 'empty'} message on the Work stream")
+
+    def _grant(self, credits: int) -> None:
+        if not 0 <= credits <= MAX_REFS:
+            raise InvalidRequest(f"credit.credits: 0 to {MAX_REFS}, got {credits}")
+        if self._draining or self._closed:
+            return
+        self._credits = min(self._credits + credits, MAX_REFS)
+        if self._credits > 0:
+            self._credit_ready.set()
+
+    def _void_credits(self) -> None:
+        self._credits = 0
+        self._credit_ready.clear()
+        self.queue.backend.interrupt_wait()  # end a waiting lease now
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._guarded(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception as exc:
+            if self._failure is None:
+                self._failure = exc
+            self._outbox.put_nowait(None)
+
+    async def _heartbeat(self, heartbeat: pb.WorkHeartbeat) -> None:
+        states = await renew_refs(self.queue, heartbeat.leases)
+        refs = [(ref.job_id, state) for ref, state in zip(heartbeat.leases, states, strict=True)]
+        self._hub.hold(self, [job_id for job_id, state in refs if state != "lost"])
+        self._hub.release(self, [job_id for job_id, state in refs if state == "lost"])
+        reply = pb.WorkHeartbeatReply(
+            request_id=heartbeat.request_id, states=[LEASE_STATE_TO_PB[s] for s in states]
+        )
+        self._outbox.put_nowait(pb.WorkResponse(heartbeat=reply))
+
+    async def _results(self, results: pb.WorkResults) -> None:
+        outcomes = outcomes_of(results.outcomes)
+        settled = await self.queue.settle(outcomes)
+        self._hub.release(self, [outcome.job_id for outcome in outcomes])
+        count_outcomes(self._metrics, self.queue.name, outcomes, settled)
+        reply = pb.WorkResultsReply(request_id=results.request_id, settled=settled)
+        self._outbox.put_nowait(pb.WorkResponse(results=reply))
+
+    async def _push(self) -> None:
+        """Lease and push jobs while there are credits (the waiting lease sleeps until
+        new work arrives, or a stop interrupts it)."""
+        while not self._closed:
+            if self._credits <= 0:
+                self._credit_ready.clear()
+                await self._credit_ready.wait()
+                continue
+            try:
+                jobs, _ = await self.queue.lease(
+                    self.worker_id, min(self._credits, MAX_PUSH), wait_s=PUSH_WAIT_S
+                )
+            except Exception:
+                logger.exception("leasing for worker %s failed", self.worker_id)
+                await asyncio.sleep(STORE_RETRY_S)
+                continue
+            if jobs:
+                await self._deliver(jobs)
+
+    async def _deliver(self, jobs: list[Job]) -> None:
+        """Push as many as there are credits; hand the rest back (credits were voided
+        while the lease was under way)."""
+        count = max(min(self._credits, len(jobs)), 0)
+        pushed, surplus = jobs[:count], jobs[count:]
+        if pushed:
+            self._credits -= count
+            self._hub.hold(self, [job.id for job in pushed])
+            for job in pushed:
+                self._metrics.leased(job)
+            messages = [job_to_pb(job, with_lease=True) for job in pushed]
+            self._outbox.put_nowait(pb.WorkResponse(jobs=pb.WorkJobs(jobs=messages)))
+        if surplus:
+            back = [Outcome(job.id, job.lease or "", Status.QUEUED) for job in surplus]
+            await self.queue.settle(back)
+
+    async def _keep_seen(self) -> None:
+        while True:
+            await asyncio.sleep(TOUCH_EVERY_S)
+            try:
+                await self.queue.backend.touch_worker(self.worker_id, self._info)
+            except Exception:
+                logger.warning("could not record worker %s as seen", self.worker_id)
+
+    async def _close(
+        self, background: list[asyncio.Task[None]], pusher: asyncio.Task[None]
+    ) -> None:
+        """End the session: stop pushing (jobs leased meanwhile go back), let store
+        calls under way finish (bounded), forget the session."""
+        self._closed = True
+        self._void_credits()
+        self._credit_ready.set()  # let an idle pusher see the end
+        for task in background:
+            task.cancel()
+        pending = [pusher, *self._tasks]
+        _, stuck = await asyncio.wait(pending, timeout=CLOSE_TIMEOUT_S)
+        for task in stuck:
+            task.cancel()
+        self._hub.remove(self)
