@@ -241,7 +241,8 @@ def _wait_for_redis(port: int, server: subprocess.Popen[bytes]) -> None:
 async def describe_environment(admin: aioredis.Redis, systems: list[System]) -> str:
     """Machine, versions and the exact command, as markdown lines."""
     server = await admin.info("server")
-    versions = ", ".join(f"{s.label} {_version(s.key)}" for s in systems)
+    packages = dict.fromkeys(s.key.split("-")[0] for s in systems)  # jobwire-http: jobwire
+    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
     return "\n".join(
         [
             f"- machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}",

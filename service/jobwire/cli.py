@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from jobwire.errors import JobwireError
 from jobwire.queue import Queue
 from jobwire.worker import Worker
 
@@ -39,7 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "worker":
         return _run_workers(args.settings, args.workers, args.burst, args.concurrency)
-    return asyncio.run(_client_command(args))
+    try:
+        return asyncio.run(_client_command(args))
+    except (TimeoutError, JobwireError, OSError) as exc:  # OSError: the service is not up
+        print(f"jobwire {args.command}: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
