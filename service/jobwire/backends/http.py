@@ -45,7 +45,7 @@ class HttpBackend(Backend):
         url: ``http(s)://[:token@]host:port``.
         queue_name: The queue.
         lease_s: Lease length the service gives this worker's jobs without a heartbeat.
-        client: Share another backend's HTTP connection pool.
+        session: Share another backend's HTTP connection pool.
     """
 
     def __init__(

@@ -18,6 +18,8 @@ from typing import Any
 
 import asyncpg
 
+from jobwire.backends.waiters import Waiters
+
 logger = logging.getLogger("jobwire.postgres")
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
@@ -164,7 +166,7 @@ class Listener:
             subscriber.on_message(str(payload))
 
 
-class QueueEvents:
+class QueueEvents(Waiters):
     """One queue's wake-ups and job events, fanned out to local waiters.
 
     ``wake`` is listened to from ``start``; ``events`` only once this process waits on a
@@ -172,11 +174,10 @@ class QueueEvents:
     """
 
     def __init__(self, listener: Listener, queue: str) -> None:
+        super().__init__()
         self.wake_channel = channel_name("wake", queue)
         self.events_channel = channel_name("events", queue)
-        self.work = asyncio.Event()
         self._listener = listener
-        self._watchers: dict[str, set[asyncio.Event]] = {}
         self._wake: _Subscriber | None = None
         self._events: _Subscriber | None = None
         self._events_lock = asyncio.Lock()
@@ -185,7 +186,7 @@ class QueueEvents:
         """Listen for wake-ups."""
         if self._wake is None:
             self._wake = await self._listener.subscribe(
-                self.wake_channel, self._on_wake, self.work.set
+                self.wake_channel, self.work_arrived, self.work.set
             )
 
     async def stop(self) -> None:
@@ -195,39 +196,13 @@ class QueueEvents:
                 await self._listener.unsubscribe(subscriber)
         self._wake = self._events = None
 
-    def _on_wake(self, _: str) -> None:
-        self.work.set()
-
-    def _on_event(self, job_id: str) -> None:
-        for event in self._watchers.get(job_id, ()):
-            event.set()
-
-    def _wake_watchers(self) -> None:
-        for events in self._watchers.values():
-            for event in events:
-                event.set()
-
-    async def wait_for_work(self, timeout_s: float) -> None:
-        """Return when woken (or interrupted), or after ``timeout_s``."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self.work.wait()
-        self.work.clear()
-
     @contextlib.asynccontextmanager
     async def watch(self, job_id: str) -> AsyncIterator[asyncio.Event]:
         """Yield an event that is set whenever the job changes (listening already)."""
         async with self._events_lock:
             if self._events is None:
                 self._events = await self._listener.subscribe(
-                    self.events_channel, self._on_event, self._wake_watchers
+                    self.events_channel, self.job_changed, self.wake_watchers
                 )
-        event = asyncio.Event()
-        self._watchers.setdefault(job_id, set()).add(event)
-        try:
+        with self.watching(job_id) as event:
             yield event
-        finally:
-            watchers = self._watchers[job_id]
-            watchers.discard(event)
-            if not watchers:
-                del self._watchers[job_id]

@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jobwire.backends.base import Backend, LeaseState, Outcome
 from jobwire.backends.redis_codec import decode_job, encode_job, error_json
+from jobwire.backends.waiters import Waiters
 from jobwire.errors import InvalidJobState
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
@@ -380,7 +381,7 @@ class _Subscription:
                 await asyncio.sleep(0.5)  # listen() reconnects and re-subscribes
 
 
-class _Notifier:
+class _Notifier(Waiters):
     """Fans the queue's two channels out to local waiters.
 
     ``wake`` (new work) is subscribed on connect; ``events`` (a job changed; the
@@ -389,10 +390,9 @@ class _Notifier:
     """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
-        self.work = asyncio.Event()
-        self._watchers: dict[str, set[asyncio.Event]] = {}
-        self._wake = _Subscription(redis, prefix + "wake", self._on_wake, self.work.set)
-        self._events = _Subscription(redis, prefix + "events", self._on_event, self._wake_watchers)
+        super().__init__()
+        self._wake = _Subscription(redis, prefix + "wake", self.work_arrived, self.work.set)
+        self._events = _Subscription(redis, prefix + "events", self._on_event, self.wake_watchers)
 
     async def start(self) -> None:
         await self._wake.start()
@@ -401,34 +401,12 @@ class _Notifier:
         await self._wake.stop()
         await self._events.stop()
 
-    def _on_wake(self, _: bytes) -> None:
-        self.work.set()
-
     def _on_event(self, job_id: bytes) -> None:
-        for event in self._watchers.get(job_id.decode(), ()):
-            event.set()
-
-    def _wake_watchers(self) -> None:
-        for events in self._watchers.values():
-            for event in events:
-                event.set()
-
-    async def wait_for_work(self, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self.work.wait()
-        self.work.clear()
+        self.job_changed(job_id.decode())
 
     @contextlib.asynccontextmanager
     async def watch(self, job_id: str) -> AsyncIterator[asyncio.Event]:
         """Yield an event that is set whenever the job changes (listening already)."""
         await self._events.start()
-        event = asyncio.Event()
-        self._watchers.setdefault(job_id, set()).add(event)
-        try:
+        with self.watching(job_id) as event:
             yield event
-        finally:
-            watchers = self._watchers[job_id]
-            watchers.discard(event)
-            if not watchers:
-                del self._watchers[job_id]

@@ -1,0 +1,52 @@
+"""In-process waiters on one queue's notifications, fed by a store that pushes them."""
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+
+class Waiters:
+    """A "new work" event and per-job change events, set from a store's notifications.
+
+    A store's listener calls ``work_arrived`` and ``job_changed`` as messages come, and
+    ``wake_watchers`` (or sets ``work``) after re-subscribing, when some may have been missed.
+    """
+
+    def __init__(self) -> None:
+        self.work = asyncio.Event()
+        self._jobs: dict[str, set[asyncio.Event]] = {}
+
+    def work_arrived(self, _: object = None) -> None:
+        """New work may be due: wake ``wait_for_work``."""
+        self.work.set()
+
+    def job_changed(self, job_id: str) -> None:
+        """Wake everyone watching ``job_id``."""
+        for event in self._jobs.get(job_id, ()):
+            event.set()
+
+    def wake_watchers(self) -> None:
+        """Wake every job watcher (each re-reads its job)."""
+        for events in self._jobs.values():
+            for event in events:
+                event.set()
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when woken (or interrupted), or after ``timeout_s``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.work.wait()
+        self.work.clear()
+
+    @contextlib.contextmanager
+    def watching(self, job_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever ``job_id`` changes, while the context is open."""
+        event = asyncio.Event()
+        self._jobs.setdefault(job_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            watchers = self._jobs[job_id]
+            watchers.discard(event)
+            if not watchers:
+                del self._jobs[job_id]
