@@ -32,6 +32,7 @@ from jobwire.backends.grpc_codec import (
     spec_from_job,
 )
 from jobwire.backends.grpc_work import StreamClosed, WorkStream, hello_for
+from jobwire.backends.remote import bearer_token, bracketed_host
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
@@ -328,10 +329,9 @@ class _Channel:
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        host = parts.hostname or "localhost"
-        self.target = f"{f'[{host}]' if ':' in host else host}:{parts.port or DEFAULT_PORT}"
+        self.target = f"{bracketed_host(parts)}:{parts.port or DEFAULT_PORT}"
         self.secure = parts.scheme.lower() == "grpcs"
-        token = parts.password or os.environ.get("JOBWIRE_TOKEN")
+        token = bearer_token(parts)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel: grpc.aio.Channel | None = None
         self._stubs: dict[str, Any] = {}

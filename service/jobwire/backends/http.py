@@ -8,7 +8,6 @@ password or ``$JOBWIRE_TOKEN``.
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
@@ -19,6 +18,7 @@ import orjson
 
 from jobwire import errors
 from jobwire.backends.base import Backend, LeaseState, Outcome
+from jobwire.backends.remote import bearer_token, bracketed_host
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 _BATCH = 1000  # the service's largest batch
@@ -270,12 +270,9 @@ class _Session:
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        host = parts.hostname or "localhost"
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port:
-            netloc += f":{parts.port}"
+        netloc = bracketed_host(parts) + (f":{parts.port}" if parts.port else "")
         self.base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-        token = parts.password or os.environ.get("JOBWIRE_TOKEN")
+        token = bearer_token(parts)
         self._headers = {"authorization": f"Bearer {token}"} if token else {}
         self._session: aiohttp.ClientSession | None = None
 

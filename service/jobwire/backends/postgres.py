@@ -28,6 +28,8 @@ import orjson
 from jobwire.backends import postgres_sql as sql
 from jobwire.backends.base import Backend, LeaseState, Outcome
 from jobwire.backends.postgres_listen import Listener, QueueEvents
+from jobwire.backends.redis_codec import error_json
+from jobwire.backends.sql_rows import job_from_row
 from jobwire.errors import InvalidJobState
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
@@ -148,7 +150,7 @@ class PostgresBackend(Backend):
         return await pool.fetch(query, *args)
 
     def _job(self, row: asyncpg.Record) -> Job:
-        return _decode_job(row, self.queue_name)
+        return job_from_row(row, self.queue_name)
 
     async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         if not self._registered:  # once per process: cheap, idempotent
@@ -203,7 +205,7 @@ class PostgresBackend(Backend):
 
     async def find_job(self, job_id: str) -> Job | None:
         rows = await self._fetch_any(sql.FIND_JOB, job_id)
-        return _decode_job(rows[0], rows[0]["queue"]) if rows else None
+        return job_from_row(rows[0], rows[0]["queue"]) if rows else None
 
     async def delete(self, job_id: str) -> bool:
         rows = await self._fetch(sql.DELETE, job_id, self._events.events_channel)
@@ -228,7 +230,9 @@ class PostgresBackend(Backend):
         return float(rows[0][0]) / window_s
 
     async def abort(self, job_id: str, error: ErrorInfo) -> Job | None:
-        rows = await self._fetch(sql.ABORT, job_id, _error_json(error), self._events.events_channel)
+        rows = await self._fetch(
+            sql.ABORT, job_id, error_json(error).decode(), self._events.events_channel
+        )
         if not rows:
             return None
         job = self._job(rows[0])
@@ -294,7 +298,7 @@ class PostgresBackend(Backend):
             [o.lease for o in outcomes],
             [o.status.value for o in outcomes],
             [_result_json(o) for o in outcomes],
-            [_error_json(o.error) if o.error else None for o in outcomes],
+            [error_json(o.error).decode() if o.error else None for o in outcomes],
             [float(o.delay_s) for o in outcomes],
             [o.only_if_expired for o in outcomes],
             self._events.events_channel,
@@ -370,45 +374,3 @@ def _mark_enqueued(job: Job, stamp: float) -> None:
 
 def _result_json(outcome: Outcome) -> str | None:
     return orjson.dumps(outcome.result).decode() if outcome.status == Status.COMPLETE else None
-
-
-def _error_json(error: ErrorInfo) -> str:
-    return orjson.dumps(
-        {"type": error.type, "message": error.message, "traceback": error.traceback}
-    ).decode()
-
-
-def _loads(text: str | None) -> Any:
-    return orjson.loads(text) if text is not None else None
-
-
-def _decode_job(row: asyncpg.Record, queue: str) -> Job:
-    error = _loads(row["error"])
-    return Job(
-        function=row["function"],
-        kwargs=orjson.loads(row["kwargs"]),
-        queue=queue,
-        id=row["id"],
-        key=row["key"],
-        status=Status(row["status"]),
-        priority=row["priority"],
-        timeout=row["timeout"],
-        heartbeat=row["heartbeat"],
-        retries=row["retries"],
-        attempts=row["attempts"],
-        ttl=row["ttl"],
-        scheduled=row["scheduled"],
-        retry_delay=row["retry_delay"],
-        retry_backoff=orjson.loads(row["retry_backoff"]),
-        progress=row["progress"],
-        meta=orjson.loads(row["meta"]),
-        result=_loads(row["result"]),
-        error=ErrorInfo(**error) if error is not None else None,
-        created=row["created"],
-        queued=row["queued"],
-        started=row["started"],
-        completed=row["completed"],
-        touched=row["touched"],
-        worker=row["worker"],
-        lease=row["lease"],
-    )

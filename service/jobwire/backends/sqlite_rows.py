@@ -13,8 +13,9 @@ import orjson
 
 from jobwire.backends.base import Outcome
 from jobwire.backends.redis_codec import error_json
+from jobwire.backends.sql_rows import job_from_row
 from jobwire.backends.sqlite_store import Row, Tx
-from jobwire.job import ErrorInfo, Job, Status
+from jobwire.job import Job, Status
 
 RowData = dict[str, Any]
 
@@ -275,32 +276,4 @@ def _expired(row: RowData, now: float) -> bool:
 
 def job_of(row: Row | RowData) -> Job:
     """Build a ``Job`` from its row."""
-    result, error = row["result"], row["error"]
-    return Job(
-        function=row["function"],
-        kwargs=orjson.loads(row["kwargs"]),
-        queue=row["queue"],
-        id=row["id"],
-        key=row["key"],
-        status=Status(row["status"]),
-        priority=row["priority"],
-        timeout=row["timeout"],
-        heartbeat=row["heartbeat"],
-        retries=row["retries"],
-        attempts=row["attempts"],
-        ttl=row["ttl"],
-        scheduled=row["scheduled"],
-        retry_delay=row["retry_delay"],
-        retry_backoff=orjson.loads(row["retry_backoff"]),
-        progress=row["progress"],
-        meta=orjson.loads(row["meta"]),
-        result=orjson.loads(result) if result is not None else None,
-        error=ErrorInfo(**orjson.loads(error)) if error is not None else None,
-        created=row["created"],
-        queued=row["queued"],
-        started=row["started"],
-        completed=row["completed"],
-        touched=row["touched"],
-        worker=row["worker"],
-        lease=row["lease"],
-    )
+    return job_from_row(row, row["queue"])
