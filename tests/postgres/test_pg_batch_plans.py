@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from jobwire import Job, Queue
-from jobwire.backends import postgres_sql as sql
-from jobwire.backends.postgres import parse_url
+from jobwire.backends.postgres import sql
+from jobwire.backends.postgres.backend import parse_url
 
 BATCH = 300
 # Indexes a batch statement may read: the primary key (probes by id) and the partial

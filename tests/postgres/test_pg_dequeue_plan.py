@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from jobwire import Job, Queue
-from jobwire.backends.postgres import parse_url
-from jobwire.backends.postgres_sql import LEASE
+from jobwire.backends.postgres.backend import parse_url
+from jobwire.backends.postgres.sql import LEASE
 
 BACKLOG = 3000
 

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from jobwire import Queue
-from jobwire.backends.postgres import parse_url
-from jobwire.backends.postgres_sql import migrate, migrations
+from jobwire.backends.postgres.backend import parse_url
+from jobwire.backends.postgres.sql import migrate, migrations
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import asyncpg
 
 from jobwire import Queue, Status, Worker
 from jobwire.backends.base import Outcome
-from jobwire.backends.postgres import parse_url
-from jobwire.backends.postgres_listen import channel_name
+from jobwire.backends.postgres.backend import parse_url
+from jobwire.backends.postgres.listen import channel_name
 
 # Far longer than any wake-up may take: a test passing must not be the fallback timeout.
 LONG_WAIT_S = 10.0

@@ -9,7 +9,7 @@ import pytest
 
 from jobwire import Job, Queue, Status
 from jobwire.backends.base import Outcome
-from jobwire.backends.postgres import PostgresBackend, parse_url
+from jobwire.backends.postgres.backend import PostgresBackend, parse_url
 
 
 def _name() -> str:

@@ -16,7 +16,7 @@ import pytest
 from jobwire import Job, Queue, Status
 from jobwire.backends.base import Outcome
 from jobwire.backends.sqlite import SqliteBackend
-from jobwire.backends.sqlite_store import MEMORY, database_of
+from jobwire.backends.sqlite.store import MEMORY, database_of
 
 MEMORY_URL = "sqlite://:memory:"
 

@@ -13,10 +13,10 @@ _BACKENDS: dict[str, tuple[str, str, str]] = {
     "postgresql": ("jobwire.backends.postgres", "PostgresBackend", "postgres"),
     "postgresql+asyncpg": ("jobwire.backends.postgres", "PostgresBackend", "postgres"),
     "sqlite": ("jobwire.backends.sqlite", "SqliteBackend", "sqlite"),
-    "http": ("jobwire.backends.http", "HttpBackend", "http"),
-    "https": ("jobwire.backends.http", "HttpBackend", "http"),
-    "grpc": ("jobwire.backends.grpc", "GrpcBackend", "grpc"),
-    "grpcs": ("jobwire.backends.grpc", "GrpcBackend", "grpc"),
+    "http": ("jobwire.backends.remote.http", "HttpBackend", "http"),
+    "https": ("jobwire.backends.remote.http", "HttpBackend", "http"),
+    "grpc": ("jobwire.backends.remote.grpc", "GrpcBackend", "grpc"),
+    "grpcs": ("jobwire.backends.remote.grpc", "GrpcBackend", "grpc"),
 }
 
 

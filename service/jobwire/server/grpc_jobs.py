@@ -11,7 +11,6 @@ from typing import Any
 
 import grpc
 
-from jobwire.backends.grpc_codec import STATUS_FROM_PB, dumps, job_to_pb, spec_fields
 from jobwire.errors import InvalidRequest, JobNotFound
 from jobwire.job import JOB_ID_PATTERN, Job
 from jobwire.queue import Queue
@@ -20,6 +19,7 @@ from jobwire.server.registry import QueueRegistry
 from jobwire.server.schemas import EnqueueRequest
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
+from jobwire.v1.codec import STATUS_FROM_PB, dumps, job_to_pb, spec_fields
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _JOB_ID = re.compile(JOB_ID_PATTERN)

@@ -14,18 +14,18 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import Any
 
 from jobwire.backends.base import LeaseState, Outcome
-from jobwire.backends.grpc_codec import (
-    LEASE_STATE_TO_PB,
-    job_to_pb,
-    loads,
-    outcome_from_pb,
-)
 from jobwire.errors import InvalidRequest, StaleLease
 from jobwire.job import Job, Status
 from jobwire.queue import Queue
 from jobwire.server.metrics import Metrics
 from jobwire.server.registry import QueueRegistry
 from jobwire.v1 import jobwire_pb2 as pb
+from jobwire.v1.codec import (
+    LEASE_STATE_TO_PB,
+    job_to_pb,
+    loads,
+    outcome_from_pb,
+)
 
 logger = logging.getLogger("jobwire.server.grpc")
 PUSH_WAIT_S = 10.0  # one waiting lease; new work (or a stop) wakes it sooner

@@ -9,12 +9,6 @@ from typing import Any
 import grpc
 
 from jobwire.backends.base import Outcome
-from jobwire.backends.grpc_codec import (
-    LEASE_STATE_TO_PB,
-    error_from_pb,
-    job_to_pb,
-    loads,
-)
 from jobwire.errors import InvalidRequest, StaleLease
 from jobwire.job import JOB_ID_PATTERN, ErrorInfo, Job, Status
 from jobwire.queue import Queue
@@ -30,6 +24,12 @@ from jobwire.server.metrics import Metrics
 from jobwire.server.registry import QueueRegistry
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
+from jobwire.v1.codec import (
+    LEASE_STATE_TO_PB,
+    error_from_pb,
+    job_to_pb,
+    loads,
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _JOB_ID = re.compile(JOB_ID_PATTERN)

@@ -375,8 +375,8 @@ async def _user_version(db: aiosqlite.Connection) -> int:
 
 
 def _migrations() -> list[list[str]]:
-    """The numbered ``sql/sqlite/NNN_*.sql`` scripts, in order, split into statements."""
-    folder = importlib.resources.files("jobwire.backends") / "sql" / "sqlite"
+    """The numbered ``migrations/NNN_*.sql`` scripts, in order, split into statements."""
+    folder = importlib.resources.files("jobwire.backends.sqlite") / "migrations"
     names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
     return [_statements((folder / name).read_text()) for name in names]
 

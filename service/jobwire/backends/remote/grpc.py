@@ -4,7 +4,7 @@
 waits, aborts and works through the service. A ``Worker`` on such a queue takes its jobs
 from the ``Work`` stream: the service pushes them as the worker grants credits, leases
 are renewed and outcomes reported on the same stream, and aborts arrive the moment they
-happen (``grpc_work.WorkStream``). The token comes from the URL's password or
+happen (``stream.WorkStream``). The token comes from the URL's password or
 ``$JOBWIRE_TOKEN``; for ``grpcs://`` with a private CA, ``$JOBWIRE_TLS_CA`` names its
 PEM file (else the system's roots are used).
 """
@@ -22,7 +22,12 @@ import grpc
 
 from jobwire import errors
 from jobwire.backends.base import Backend, LeaseState, Outcome
-from jobwire.backends.grpc_codec import (
+from jobwire.backends.remote.base import bearer_token, bracketed_host
+from jobwire.backends.remote.stream import StreamClosed, WorkStream, hello_for
+from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
+from jobwire.v1 import jobwire_pb2 as pb
+from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
+from jobwire.v1.codec import (
     LEASE_STATE_FROM_PB,
     STATUS_TO_PB,
     dumps,
@@ -31,11 +36,6 @@ from jobwire.backends.grpc_codec import (
     outcome_to_pb,
     spec_from_job,
 )
-from jobwire.backends.grpc_work import StreamClosed, WorkStream, hello_for
-from jobwire.backends.remote import bearer_token, bracketed_host
-from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
-from jobwire.v1 import jobwire_pb2 as pb
-from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
 
 DEFAULT_PORT = 50051
 BATCH = 1000  # the service's largest batch

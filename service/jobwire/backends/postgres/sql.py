@@ -444,7 +444,7 @@ ORDER BY seen, id
 
 def migrations() -> list[tuple[int, str, str]]:
     """The schema migrations shipped with the package: ``(version, name, sql)``, in order."""
-    folder = importlib.resources.files("jobwire.backends") / "sql" / "postgres"
+    folder = importlib.resources.files("jobwire.backends.postgres") / "migrations"
     found = []
     for entry in folder.iterdir():
         match = re.fullmatch(r"(\d+)_(\w+)\.sql", entry.name)

@@ -1,15 +1,15 @@
 """PostgreSQL backend: one table for every queue, one SQL statement per primitive.
 
-Schema (``sql/postgres/*.sql``, applied on first use by numbered migrations): ``jobwire_jobs``
+Schema (``migrations/*.sql``, applied on first use by numbered migrations): ``jobwire_jobs``
 holds every job of every queue, keyed by ``(id, queue)``, with its status CHECK-constrained;
 one partial index per status group, shaped like the query that reads it (the dequeue one
 holds only queued jobs, ordered by priority then FIFO sequence); a partial unique index on
 ``(queue, key)`` over live jobs does the dedup. ``jobwire_workers`` records the workers
-seen, ``jobwire_queues`` the queue names. The statements are in ``postgres_sql``.
+seen, ``jobwire_queues`` the queue names. The statements are in ``sql``.
 
 Dequeue is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on each other.
 Wake-ups and job events are ``NOTIFY``s on per-queue channels, heard on one dedicated
-``LISTEN`` connection per store (``postgres_listen``).
+``LISTEN`` connection per store (``listen``).
 
 URL: ``postgres://``, ``postgresql://`` or ``postgresql+asyncpg://``, anything asyncpg
 accepts, plus ``pool_size=N`` (default 10) in the query string.
@@ -25,11 +25,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from jobwire.backends import postgres_sql as sql
 from jobwire.backends.base import Backend, LeaseState, Outcome
-from jobwire.backends.postgres_listen import Listener, QueueEvents
-from jobwire.backends.redis_codec import error_json
-from jobwire.backends.sql_rows import job_from_row
+from jobwire.backends.codec import error_json, job_from_row
+from jobwire.backends.postgres import sql
+from jobwire.backends.postgres.listen import Listener, QueueEvents
 from jobwire.errors import InvalidJobState
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 

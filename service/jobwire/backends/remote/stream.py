@@ -19,9 +19,9 @@ from typing import Any
 import grpc
 
 from jobwire.backends.base import LeaseState, Outcome
-from jobwire.backends.grpc_codec import LEASE_STATE_FROM_PB, dumps, job_from_pb, outcome_to_pb
 from jobwire.job import Job, Status
 from jobwire.v1 import jobwire_pb2 as pb
+from jobwire.v1.codec import LEASE_STATE_FROM_PB, dumps, job_from_pb, outcome_to_pb
 
 logger = logging.getLogger("jobwire.backend.grpc")
 REPLY_TIMEOUT_S = 30.0  # a heartbeat or results reply later than this: the stream is broken

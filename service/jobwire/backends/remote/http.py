@@ -18,7 +18,7 @@ import orjson
 
 from jobwire import errors
 from jobwire.backends.base import Backend, LeaseState, Outcome
-from jobwire.backends.remote import bearer_token, bracketed_host
+from jobwire.backends.remote.base import bearer_token, bracketed_host
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 _BATCH = 1000  # the service's largest batch

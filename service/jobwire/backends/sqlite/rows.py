@@ -1,5 +1,5 @@
 """Rows of the SQLite backend's ``jobwire_jobs`` table, and the status transitions on
-them: the counterparts of ``redis_codec.py`` and of the helpers in ``lua/prelude.lua``.
+them: the counterparts of ``redis/codec.py`` and of the helpers in ``redis/lua/prelude.lua``.
 
 A row is read as a ``dict`` of its columns, changed in Python inside the caller's write
 transaction, and written back whole (``store_rows``).
@@ -12,9 +12,8 @@ import aiosqlite
 import orjson
 
 from jobwire.backends.base import Outcome
-from jobwire.backends.redis_codec import error_json
-from jobwire.backends.sql_rows import job_from_row
-from jobwire.backends.sqlite_store import Row, Tx
+from jobwire.backends.codec import error_json, job_from_row
+from jobwire.backends.sqlite.store import Row, Tx
 from jobwire.job import Job, Status
 
 RowData = dict[str, Any]

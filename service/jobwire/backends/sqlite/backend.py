@@ -1,6 +1,6 @@
 """SQLite backend: the embedded default, one database file on one host.
 
-Jobs of every queue live in one ``jobwire_jobs`` table (``sql/sqlite/*.sql``, migrated
+Jobs of every queue live in one ``jobwire_jobs`` table (``migrations/*.sql``, migrated
 on first use by ``PRAGMA user_version``), keyed by ``(queue, id)``. Each primitive the
 Redis backend runs as a Lua script is here one short ``BEGIN IMMEDIATE`` transaction
 with the same semantics, so several worker processes on one file never lease a job
@@ -32,8 +32,8 @@ import aiosqlite
 import orjson
 
 from jobwire.backends.base import Backend, LeaseState, Outcome
-from jobwire.backends.redis_codec import error_json
-from jobwire.backends.sqlite_rows import (
+from jobwire.backends.codec import error_json
+from jobwire.backends.sqlite.rows import (
     VISIBLE,
     Enqueue,
     finish,
@@ -47,7 +47,7 @@ from jobwire.backends.sqlite_rows import (
     store_rows,
     visible_row,
 )
-from jobwire.backends.sqlite_store import Row, Store, StoreLink, Tx, database_of
+from jobwire.backends.sqlite.store import Row, Store, StoreLink, Tx, database_of
 from jobwire.errors import InvalidJobState
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 

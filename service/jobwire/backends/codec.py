@@ -1,10 +1,18 @@
-"""Job <-> table row, shared by the SQL stores (PostgreSQL and SQLite use one column set)."""
+"""Encodings shared by the stores: a job's error as JSON, and Job <-> table row for the SQL
+stores (PostgreSQL and SQLite use one column set)."""
 
 from typing import Any, Protocol
 
 import orjson
 
 from jobwire.job import ErrorInfo, Job, Status
+
+
+def error_json(error: ErrorInfo) -> bytes:
+    """Serialize an ``ErrorInfo``."""
+    return orjson.dumps(
+        {"type": error.type, "message": error.message, "traceback": error.traceback}
+    )
 
 
 class Row(Protocol):

@@ -28,7 +28,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jobwire.backends.base import Backend, LeaseState, Outcome
-from jobwire.backends.redis_codec import decode_job, encode_job, error_json
+from jobwire.backends.codec import error_json
+from jobwire.backends.redis.codec import decode_job, encode_job
 from jobwire.backends.waiters import Waiters
 from jobwire.errors import InvalidJobState
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
@@ -45,7 +46,7 @@ _FINISHED_INDEXES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
 
 
 def _load_scripts() -> dict[str, str]:
-    folder = importlib.resources.files("jobwire.backends") / "lua"
+    folder = importlib.resources.files("jobwire.backends.redis") / "lua"
     prelude = (folder / "prelude.lua").read_text()
     return {name: prelude + (folder / f"{name}.lua").read_text() for name in _SCRIPTS}
 

@@ -37,11 +37,6 @@ def encode_job(job: Job) -> list[Any]:
     return fields
 
 
-def error_json(error: ErrorInfo) -> bytes:
-    """Serialize an ``ErrorInfo``."""
-    return orjson.dumps(
-        {"type": error.type, "message": error.message, "traceback": error.traceback}
-    )
 
 
 def decode_job(job_id: str, queue: str, fields: dict[bytes, bytes]) -> Job:

@@ -1,0 +1,1 @@
+"""Backends that reach a running Jobwire service over the network (http, grpc)."""

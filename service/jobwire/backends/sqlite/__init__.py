@@ -1,0 +1,5 @@
+"""The sqlite store."""
+
+from jobwire.backends.sqlite.backend import SqliteBackend
+
+__all__ = ["SqliteBackend"]
