@@ -69,7 +69,7 @@ RUN --mount=type=bind,from=build,source=/dist,target=/dist \
 WORKDIR /app
 USER ${JOBWIRE_UID}:${JOBWIRE_UID}
 
-# 8080: REST (JOBWIRE_HTTP_PORT). 50051: gRPC, once the service serves it.
+# 8080: REST (JOBWIRE_HTTP_PORT). 50051: gRPC (JOBWIRE_GRPC_PORT).
 EXPOSE 8080 50051
 
 # Liveness of the REST server, with nothing but the standard library (no curl in the image).

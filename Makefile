@@ -60,7 +60,7 @@ lint: install
 	$(BIN)/mypy
 
 # Regenerate the committed gRPC stubs (service/jobwire/v1/jobwire_pb2*) from protos/;
-# tests/grpc/test_stubs.py fails while they are out of date.
+# tests/grpc/test_grpc_stubs.py fails while they are out of date.
 proto: install
 	$(BIN)/python protos/generate.py service
 

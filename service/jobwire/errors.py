@@ -83,6 +83,7 @@ class Unavailable(JobwireError):
 
     code = "unavailable"
     http_status = 503
+    grpc_status = "UNAVAILABLE"
 
 
 class JobFailed(JobwireError):

@@ -1,13 +1,14 @@
 """``Queue``: the facade applications use to enqueue, inspect and control jobs."""
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from jobwire.backends import backend_from_url
-from jobwire.backends.base import Backend, LeaseState, Outcome
+from jobwire.backends.base import Backend, LeaseState, Outcome, PushesAborts
 from jobwire.errors import JobAborted, JobFailed, JobNotFound, StaleLease
 from jobwire.job import DEFAULT_LEASE_S, NAME_PATTERN, ErrorInfo, Job, Status
 
@@ -75,6 +76,22 @@ class Queue:
     def lease_s(self) -> float:
         """Default lease length in seconds."""
         return self.backend.lease_s
+
+    @property
+    def sweeps_itself(self) -> bool:
+        """Whether the store's owner reclaims expired leases (workers need not sweep)."""
+        return self.backend.sweeps_itself
+
+    def for_queue(self, name: str, *, lease_s: float | None = None) -> "Queue":
+        """Another queue on the same store, sharing this one's connections.
+
+        Args:
+            name: The other queue's name.
+            lease_s: Its default lease (this queue's if ``None``).
+        """
+        backend = self.backend.for_queue(name)
+        backend.lease_s = lease_s or self.lease_s
+        return Queue(backend)
 
     def __repr__(self) -> str:
         return f"Queue(name={self.name!r}, backend={type(self.backend).__name__})"
@@ -197,6 +214,23 @@ class Queue:
         job = await self.backend.get(job_id)
         return self._bind(job, job_id) if job else None
 
+    async def find(self, job_id: str) -> Job | None:
+        """The job with that id in any queue of this store, or ``None``."""
+        await self.connect()
+        return await self.backend.find_job(job_id)
+
+    async def watch(self, job_or_id: Job | str) -> AsyncIterator[Job | None]:
+        """The job now and after each change until it is finished (``None``: deleted).
+
+        Raises:
+            JobNotFound: No such job.
+        """
+        await self.connect()
+        job_id = _job_id(job_or_id)
+        async with contextlib.aclosing(self.backend.watch(job_id)) as changes:
+            async for job in changes:
+                yield self._bind(job, job_id) if job is not None else None
+
     async def jobs(self, status: Status | str | None = None, limit: int = 100) -> list[Job]:
         """Up to ``limit`` jobs, optionally only those in one status."""
         await self.connect()
@@ -244,15 +278,29 @@ class Queue:
     async def info(self) -> dict[str, Any]:
         """Counts per status, workers seen in the last minute, and jobs finished per
         second over the last five minutes (``finished_per_s``)."""
-        await self.connect()
-        counts = await self.backend.counts()
+        counts = await self.counts()
         return {
             "name": self.name,
             "counts": {status.value: count for status, count in counts.items()},
             "scheduled": counts[Status.SCHEDULED],
-            "workers": await self.backend.workers(),
+            "workers": await self.workers(),
             "finished_per_s": await self.backend.throughput(THROUGHPUT_WINDOW_S),
         }
+
+    async def counts(self) -> dict[Status, int]:
+        """Number of jobs in each status."""
+        await self.connect()
+        return await self.backend.counts()
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """Workers seen in the last minute, each with ``id``, ``seen`` and what it said."""
+        await self.connect()
+        return await self.backend.workers()
+
+    async def queues(self) -> list[str]:
+        """Names of every queue the store holds jobs for (sorted)."""
+        await self.connect()
+        return await self.backend.queues()
 
     async def update(
         self, job: Job, *, progress: float | None = None, meta: dict[str, Any] | None = None
@@ -287,15 +335,26 @@ class Queue:
     # Worker-side primitives, used by Worker (and by the network service).
 
     async def lease(
-        self, worker_id: str, max_jobs: int, *, wait_s: float = 0.0
+        self,
+        worker_id: str,
+        max_jobs: int,
+        *,
+        wait_s: float = 0.0,
+        stop: asyncio.Event | None = None,
     ) -> tuple[list[Job], float | None]:
         """Take up to ``max_jobs`` jobs, waiting up to ``wait_s`` when none is due.
+
+        Args:
+            worker_id: Who takes them.
+            max_jobs: How many at most.
+            wait_s: Seconds to wait for work when none is due.
+            stop: Ends the wait early, empty-handed, once set.
 
         Returns:
             The leased jobs and the seconds until the next scheduled job (or ``None``).
         """
         await self.connect()
-        jobs, next_due_s = await self.backend.lease_or_wait(worker_id, max_jobs, wait_s)
+        jobs, next_due_s = await self.backend.lease_or_wait(worker_id, max_jobs, wait_s, stop)
         for job in jobs:
             job._owner = self
         return jobs, next_due_s
@@ -307,6 +366,25 @@ class Queue:
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Record how attempts ended; ``False`` where the lease was stale."""
         return await self.backend.settle(outcomes)
+
+    async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        """Record that a worker is alive, with what it says of itself."""
+        await self.backend.touch_worker(worker_id, info)
+
+    def wake_local(self) -> None:
+        """Wake this process's waiting leases now (new work was just stored)."""
+        self.backend.wake_local()
+
+    def on_abort(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(job_id)`` when the backend hears of an abort ahead of the next
+        ``renew`` (only backends told of aborts as they happen call it)."""
+        if isinstance(self.backend, PushesAborts):
+            self.backend.on_abort(callback)
+
+    async def stop_leasing(self, worker_id: str) -> None:
+        """``worker_id`` takes no more jobs: hand back any pushed for it ahead of a lease."""
+        if isinstance(self.backend, PushesAborts):
+            await self.backend.stop_leasing(worker_id)
 
     async def put(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         """Store validated jobs in one round trip.

@@ -131,19 +131,20 @@ class Worker:
         )
         background = [
             asyncio.create_task(self._renew_loop(), name="jobwire-renew"),
-            asyncio.create_task(self._sweep_loop(), name="jobwire-sweep"),
             *(
                 asyncio.create_task(self._cron_loop(c), name=f"jobwire-cron-{c.name}")
                 for c in self.cron_jobs
             ),
         ]
+        if not self.queue.sweeps_itself:  # the service sweeps the queues it serves
+            background.append(asyncio.create_task(self._sweep_loop(), name="jobwire-sweep"))
         settler = asyncio.create_task(self._settle_loop(), name="jobwire-settle")
-        self.queue.backend.on_abort(self._abort_now)
+        self.queue.on_abort(self._abort_now)
         with self._signals_handled():
             try:
                 await self._lease_loop()
             finally:
-                await _logged(self.queue.backend.stop_leasing(self.id), "handing back jobs")
+                await _logged(self.queue.stop_leasing(self.id), "handing back jobs")
                 await self._drain(settler)
                 await _cancel_all(background)
                 await self._hook("shutdown", self.ctx)
@@ -159,8 +160,7 @@ class Worker:
 
     def _request_stop(self) -> None:
         self._stopping.set()
-        self._slot_free.set()  # interrupt the lease loop's waits
-        self.queue.backend.interrupt_wait()
+        self._slot_free.set()  # interrupt the lease loop's waits (a waiting lease sees _stopping)
 
     async def _lease_loop(self) -> None:
         while not self._stopping.is_set():
@@ -183,7 +183,7 @@ class Worker:
 
     async def _lease(self, max_jobs: int, wait_s: float) -> tuple[list[Job], float | None]:
         try:
-            return await self.queue.lease(self.id, max_jobs, wait_s=wait_s)
+            return await self.queue.lease(self.id, max_jobs, wait_s=wait_s, stop=self._stopping)
         except Exception:
             logger.exception("leasing jobs failed; retrying in %s s", self.poll_interval_s)
             await asyncio.sleep(self.poll_interval_s)
@@ -303,7 +303,7 @@ class Worker:
             await asyncio.sleep(self._renew_interval_s())
             if time.monotonic() - last_touch > TOUCH_INTERVAL_S:
                 last_touch = time.monotonic()
-                await _logged(self.queue.backend.touch_worker(self.id, self._describe()), "touch")
+                await _logged(self.queue.touch_worker(self.id, self._describe()), "touch")
             attempts = list(self._running.values())
             if not attempts:
                 continue

@@ -127,6 +127,33 @@ async def running_worker() -> AsyncIterator[
                 await asyncio.wait_for(task, timeout=WORKER_EXIT_TIMEOUT_S)
 
 
+@pytest.fixture
+def owner_sweeping() -> Callable[[Queue], contextlib.AbstractAsyncContextManager[None]]:
+    """Factory of contexts in which a queue whose store's owner sweeps (a service) is
+    swept every ``WORKER_DEFAULTS["sweep_interval_s"]``, as its worker would sweep a store.
+
+    The suite's services sweep nothing in the background, so that tests counting what
+    ``sweep()`` reclaims count exactly; this stands in for the service's sweeper.
+    """
+
+    @contextlib.asynccontextmanager
+    async def sweeping(queue: Queue) -> AsyncIterator[None]:
+        async def sweep_forever() -> None:
+            while True:
+                await asyncio.sleep(WORKER_DEFAULTS["sweep_interval_s"])
+                await queue.sweep()
+
+        task = asyncio.create_task(sweep_forever()) if queue.sweeps_itself else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    return sweeping
+
+
 async def _eventually(
     predicate: Predicate, timeout: float = 5.0, interval: float = 0.02, message: str = ""
 ) -> Any:

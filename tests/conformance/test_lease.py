@@ -161,7 +161,7 @@ async def test_running_worker_renews_its_leases(queue: Queue, running_worker: An
 
 
 async def test_worker_sweeper_reclaims_a_dead_workers_job(
-    queue: Queue, running_worker: Any
+    queue: Queue, running_worker: Any, owner_sweeping: Any
 ) -> None:
     runs: list[int] = []
 
@@ -170,7 +170,7 @@ async def test_worker_sweeper_reclaims_a_dead_workers_job(
         return "rescued"
 
     leased = await _lease_as_dead_worker(queue, retries=1)
-    async with running_worker(queue, [task]):
+    async with running_worker(queue, [task]), owner_sweeping(queue):
         done = await queue.wait(leased, timeout=6)
     assert done.status is Status.COMPLETE
     assert done.result == "rescued"
@@ -179,7 +179,7 @@ async def test_worker_sweeper_reclaims_a_dead_workers_job(
 
 
 async def test_worker_sweeper_fails_a_dead_workers_job_without_retries(
-    queue: Queue, running_worker: Any
+    queue: Queue, running_worker: Any, owner_sweeping: Any
 ) -> None:
     runs: list[int] = []
 
@@ -187,7 +187,7 @@ async def test_worker_sweeper_fails_a_dead_workers_job_without_retries(
         runs.append(1)
 
     leased = await _lease_as_dead_worker(queue)
-    async with running_worker(queue, [task]):
+    async with running_worker(queue, [task]), owner_sweeping(queue):
         done = await queue.wait(leased, timeout=6)
     assert done.status is Status.FAILED
     assert done.error is not None and done.error.type == "LeaseExpired"

@@ -176,7 +176,9 @@ async def test_get_queue_and_list_queues(api: Stubs, queue_name: str) -> None:
     assert dict(info.counts) == {"queued": 2, "scheduled": 0, "active": 1, "aborting": 0,
                                  "complete": 0, "failed": 0, "aborted": 0}  # fmt: skip
     assert [w.id for w in info.workers] == ["w"]
-    assert orjson.loads(info.workers[0].info_json) == {"functions": []}
+    assert orjson.loads(info.workers[0].info_json) == {
+        "functions": [], "concurrency": 1, "transport": "grpc"
+    }
     listed = await api.jobs.ListQueues(pb.ListQueuesRequest())
     mine = [q for q in listed.queues if q.name == queue_name]
     assert len(mine) == 1 and mine[0].counts["queued"] == 2

@@ -11,7 +11,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+import typing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from jobwire.job import DEFAULT_LEASE_S, FINISHED, ErrorInfo, Job, Status
@@ -68,15 +69,20 @@ class Outcome:
 class Backend(abc.ABC):
     """Storage for one named queue.
 
+    Attributes:
+        sweeps_itself: Expired leases are reclaimed by whoever owns the store (the
+            service, for the network clients): workers need not sweep.
+
     Args:
         queue_name: The queue this backend stores.
         lease_s: Default lease length for jobs with ``heartbeat == 0``.
     """
 
+    sweeps_itself = False
+
     def __init__(self, queue_name: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.queue_name = queue_name
         self.lease_s = lease_s
-        self.interrupted = False
 
     @abc.abstractmethod
     def for_queue(self, queue_name: str) -> "Backend":
@@ -134,33 +140,21 @@ class Backend(abc.ABC):
         """
 
     async def lease_or_wait(
-        self, worker_id: str, max_jobs: int, wait_s: float
+        self, worker_id: str, max_jobs: int, wait_s: float, stop: asyncio.Event | None = None
     ) -> tuple[list[Job], float | None]:
         """``lease``, but when nothing is due keep waiting for work up to ``wait_s``.
 
-        Returns early, empty-handed, after ``interrupt_wait``. Network clients override
-        this to hold the wait on the server (a long poll).
+        Returns early, empty-handed, once ``stop`` is set (that waiter alone). Network
+        clients override this to hold the wait on the server (a long poll).
         """
-        self.interrupted = False
         deadline = time.monotonic() + wait_s
         while True:
             jobs, next_due_s = await self.lease(worker_id, max_jobs)
             left_s = deadline - time.monotonic()
-            if jobs or left_s <= 0 or self.interrupted:
+            if jobs or left_s <= 0 or (stop is not None and stop.is_set()):
                 return jobs, next_due_s
-            await self.wait_for_work(left_s if next_due_s is None else min(left_s, next_due_s))
-
-    def on_abort(self, callback: Callable[[str], None]) -> None:  # noqa: B027 - optional hook
-        """Call ``callback(job_id)`` the moment this backend hears that a job leased
-        through it was aborted, ahead of the next ``renew``.
-
-        Only backends that are told of aborts as they happen (the gRPC stream) call it;
-        by default workers learn of aborts from ``renew``.
-        """
-
-    async def stop_leasing(self, worker_id: str) -> None:  # noqa: B027 - optional hook
-        """``worker_id`` takes no more jobs: hand back those leased for it ahead of
-        ``lease_or_wait`` (pushed under credits, on the gRPC stream) but not handed out."""
+            timeout_s = left_s if next_due_s is None else min(left_s, next_due_s)
+            await _first_of(self.wait_for_work(timeout_s), stop)
 
     async def sweep(self, limit: int) -> int:
         """Reclaim up to ``limit`` jobs whose lease expired; return how many."""
@@ -201,9 +195,9 @@ class Backend(abc.ABC):
             finished += sum(j.completed >= cutoff for j in await self.list_jobs(status, 10_000))
         return finished / window_s
 
+    @abc.abstractmethod
     async def queues(self) -> list[str]:
         """Names of the queues this store holds jobs for (sorted)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot list queues")
 
     async def find_job(self, job_id: str) -> Job | None:
         """The job with that id in any queue of this store (first match by queue name)."""
@@ -217,9 +211,9 @@ class Backend(abc.ABC):
                 return job
         return None
 
+    @abc.abstractmethod
     async def delete(self, job_id: str) -> bool:
         """Remove a job whatever its status; ``False`` if there was none."""
-        raise NotImplementedError(f"{type(self).__name__} cannot delete jobs")
 
     @abc.abstractmethod
     async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
@@ -242,11 +236,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def wait_for_work(self, timeout_s: float) -> None:
         """Return when new work may be available, or after ``timeout_s``."""
-
-    def interrupt_wait(self) -> None:
-        """End a pending ``lease_or_wait`` in this process now (empty-handed)."""
-        self.interrupted = True
-        self.wake_local()
 
     def wake_local(self) -> None:  # noqa: B027 - backends with local waiters override it
         """Make a pending (or the next) ``wait_for_work`` in this process return now."""
@@ -272,6 +261,20 @@ class Backend(abc.ABC):
         """Workers seen recently (each with ``id`` and ``seen``)."""
 
 
+@typing.runtime_checkable
+class PushesAborts(typing.Protocol):
+    """A backend told of aborts as they happen (the gRPC ``Work`` stream), which also
+    holds jobs pushed for a worker ahead of its ``lease_or_wait``."""
+
+    def on_abort(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(job_id)`` the moment a job leased through this backend is
+        aborted, ahead of the next ``renew``."""
+
+    async def stop_leasing(self, worker_id: str) -> None:
+        """``worker_id`` takes no more jobs: hand back those pushed for it but not yet
+        handed out."""
+
+
 def _reclaim(job: Job, default_lease_s: float) -> Outcome:
     """How a job whose worker went silent ends: aborted, retried, or failed."""
     assert job.lease is not None
@@ -280,6 +283,19 @@ def _reclaim(job: Job, default_lease_s: float) -> Outcome:
     silent_s = job.lease_s(default_lease_s)
     error = ErrorInfo("LeaseExpired", f"worker {job.worker} went silent for over {silent_s:g} s")
     return Outcome.for_failure(job, error, only_if_expired=True)
+
+
+async def _first_of(work: Awaitable[None], stop: asyncio.Event | None) -> None:
+    """Await ``work``, or until ``stop`` is set, whichever comes first."""
+    if stop is None:
+        await work
+        return
+    waiting, stopped = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        stopped.cancel()
 
 
 @contextlib.asynccontextmanager

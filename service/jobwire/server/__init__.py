@@ -1,4 +1,4 @@
-"""The Jobwire service: REST (and later gRPC) over one backend."""
+"""The Jobwire service: one core of operations behind REST (FastAPI) and gRPC (grpc.aio)."""
 
 from jobwire.server.app import create_app
 from jobwire.server.settings import Settings

@@ -1,66 +1,39 @@
-"""One error shape at the HTTP edge: ``{"error": {"code": ..., "message": ...}}``."""
+"""One error map for both transports: whatever an operation raises, as a ``JobwireError``.
+
+Each ``JobwireError`` names its HTTP status and gRPC code; the REST and gRPC edges call
+``as_jobwire_error`` once and answer with those. Bad input (``ValueError``/``TypeError``,
+pydantic's validation errors) is ``InvalidRequest``; a store that is down or unreachable
+is ``Unavailable`` (503 / UNAVAILABLE); anything else is ``None``: an internal error,
+logged and answered without internals.
+"""
 
 import contextlib
 import functools
-import logging
-from typing import Any
 
+import pydantic
 import redis.exceptions
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
 
-from jobwire.errors import InvalidRequest, JobwireError, Unauthenticated, Unavailable
-from jobwire.server.responses import JsonResponse
-
-logger = logging.getLogger("jobwire.server")
+from jobwire.errors import InvalidRequest, JobwireError, Unavailable
 
 
-def error_response(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
-    """The JSON error body every failure uses."""
-    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+def as_jobwire_error(exc: BaseException) -> JobwireError | None:
+    """The ``JobwireError`` that ``exc`` stands for (``None``: an internal error)."""
+    if isinstance(exc, JobwireError):
+        return exc
+    if isinstance(exc, pydantic.ValidationError):
+        return InvalidRequest(validation_summary(exc))
+    if isinstance(exc, ValueError | TypeError):
+        return InvalidRequest(str(exc))
+    if isinstance(exc, backend_unreachable()):
+        return Unavailable(f"store unreachable: {exc}")
+    return None
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Translate every exception into the one error shape (never a bare 500 page)."""
-
-    @app.exception_handler(JobwireError)
-    async def jobwire_error(_: Request, exc: JobwireError) -> JsonResponse:
-        response = error_response(exc.http_status, exc.code, str(exc))
-        if isinstance(exc, Unauthenticated):
-            response.headers["www-authenticate"] = 'Bearer realm="jobwire"'
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JsonResponse:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-            for err in exc.errors()
-        ]
-        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-        return error_response(400, InvalidRequest.code, summary, details=details)
-
-    @app.exception_handler(ValueError)
-    @app.exception_handler(TypeError)
-    async def bad_value(_: Request, exc: Exception) -> JsonResponse:
-        return error_response(400, InvalidRequest.code, str(exc))
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JsonResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
-
-    async def unreachable(request: Request, exc: Exception) -> JsonResponse:
-        logger.warning("backend unreachable on %s %s: %r", request.method, request.url.path, exc)
-        return error_response(503, Unavailable.code, f"backend unreachable: {exc}")
-
-    for kind in backend_unreachable():  # handled by class: the connection stays usable
-        app.add_exception_handler(kind, unreachable)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JsonResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal error; see the service log")
+def validation_summary(exc: pydantic.ValidationError) -> str:
+    """Each invalid field and why, on one line."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
 
 
 @functools.cache

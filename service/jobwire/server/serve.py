@@ -1,5 +1,5 @@
 """Run the service: uvicorn (REST, uvloop + httptools) and grpc.aio (gRPC) in one event
-loop, both on one QueueRegistry (one backend, one connection pool)."""
+loop, both on one ServiceCore (one store, one connection pool)."""
 
 import asyncio
 import contextlib
@@ -14,7 +14,8 @@ import uvicorn
 import uvloop
 
 from jobwire.server.app import create_app
-from jobwire.server.grpc_server import GrpcServer, create_grpc_server
+from jobwire.server.core import ServiceCore
+from jobwire.server.grpc.server import GrpcServer, create_grpc_server
 from jobwire.server.metrics import Metrics
 from jobwire.server.registry import QueueRegistry
 from jobwire.server.settings import Settings
@@ -30,9 +31,9 @@ def serve(settings: Settings) -> None:
 
 async def _serve(settings: Settings) -> None:
     registry = QueueRegistry(settings.backend)
-    metrics = Metrics()
-    app = create_app(settings, registry=registry, metrics=metrics)
-    grpc_server = create_grpc_server(settings, registry, metrics) if settings.grpc_port else None
+    core = ServiceCore(registry, Metrics(), max_wait_s=settings.max_wait_s)
+    app = create_app(settings, core=core)
+    grpc_server = create_grpc_server(settings, core) if settings.grpc_port else None
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -48,7 +49,7 @@ async def _serve(settings: Settings) -> None:
     try:
         if grpc_server is not None:
             await grpc_server.start()
-        server = _DrainingServer(config, app.state.draining, grpc_server, settings.shutdown_grace_s)
+        server = _DrainingServer(config, core.stopping, grpc_server, settings.shutdown_grace_s)
         await server.serve()
     finally:
         if grpc_server is not None:

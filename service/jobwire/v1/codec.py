@@ -1,6 +1,6 @@
 """Jobs, outcomes and statuses to and from the gRPC messages of ``jobwire.v1``.
 
-Both ends use it: the service (``jobwire.server.grpc_*``) and the SDK's ``grpc://``
+Both ends use it: the service (``jobwire.server.grpc``) and the SDK's ``grpc://``
 backend. Keyword arguments, results and metadata travel as JSON text.
 """
 
@@ -11,6 +11,8 @@ import orjson
 from jobwire.backends.base import LeaseState, Outcome
 from jobwire.job import ErrorInfo, Job, Status
 from jobwire.v1 import jobwire_pb2 as pb
+
+ERROR_CODE_KEY = "jobwire-error"  # trailing metadata: Jobwire's own error code
 
 STATUS_TO_PB: dict[Status, "pb.Status"] = {
     Status.QUEUED: pb.STATUS_QUEUED,

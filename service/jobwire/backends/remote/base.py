@@ -1,7 +1,80 @@
-"""What the network clients (http, grpc) read from a service URL the same way."""
+"""``RemoteBackend``: what the network clients (http, grpc) do the same way.
 
+A remote backend talks to a running Jobwire service, which owns the store: the service
+reclaims expired leases (workers need not sweep) and records workers as they lease. This
+base holds the one error map (a service's error code to its ``JobwireError``), the one
+long-poll loop that waits for a job to finish, the one in-process wake event, and what
+both read from a service URL.
+"""
+
+import abc
+import asyncio
+import contextlib
 import os
+import time
+from typing import Any
 from urllib.parse import SplitResult
+
+from jobwire import errors
+from jobwire.backends.base import Backend
+from jobwire.job import Job
+
+LONG_POLL_CHUNK_S = 30.0  # one long poll; a longer wait is several
+BATCH = 1000  # the service's largest batch, page and lease
+ERRORS: dict[str, type[errors.JobwireError]] = {
+    cls.code: cls
+    for cls in (errors.JobNotFound, errors.InvalidJobState, errors.StaleLease,
+                errors.InvalidRequest, errors.PayloadTooLarge, errors.Unauthenticated,
+                errors.Forbidden, errors.Unavailable)
+}  # fmt: skip
+
+
+def error_for(code: str | None, message: str) -> errors.JobwireError | None:
+    """The ``JobwireError`` a service's error code stands for (``None``: unknown code)."""
+    cls = ERRORS.get(code or "")
+    return cls(message) if cls is not None else None
+
+
+class RemoteBackend(Backend, abc.ABC):
+    """The contract over a Jobwire service; subclasses speak one transport."""
+
+    sweeps_itself = True
+
+    def __init__(self, queue_name: str, *, lease_s: float) -> None:
+        super().__init__(queue_name, lease_s=lease_s)
+        self._work = asyncio.Event()
+
+    @abc.abstractmethod
+    async def poll_finished(self, job_id: str, wait_s: float) -> Job | None:
+        """One long poll: the job once finished or after ``wait_s`` (``None``: gone)."""
+
+    async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            left = LONG_POLL_CHUNK_S if deadline is None else deadline - time.monotonic()
+            job = await self.poll_finished(job_id, max(min(left, LONG_POLL_CHUNK_S), 0.0))
+            if job is None or job.finished:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout_s} s")
+
+    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
+        return await self.lease_or_wait(worker_id, max_jobs, 0.0)
+
+    async def expired(self, limit: int) -> list[Job]:
+        return []  # reclaiming happens on the service: see sweep()
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._work.wait()
+        self._work.clear()
+
+    def wake_local(self) -> None:
+        self._work.set()
+
+    async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        return None  # the service records workers as they lease
 
 
 def bracketed_host(parts: SplitResult) -> str:

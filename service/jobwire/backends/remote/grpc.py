@@ -12,7 +12,6 @@ PEM file (else the system's roots are used).
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,20 @@ from urllib.parse import urlsplit
 import grpc
 
 from jobwire import errors
-from jobwire.backends.base import Backend, LeaseState, Outcome
-from jobwire.backends.remote.base import bearer_token, bracketed_host
+from jobwire.backends.base import LeaseState, Outcome
+from jobwire.backends.remote.base import (
+    BATCH,
+    RemoteBackend,
+    bearer_token,
+    bracketed_host,
+    error_for,
+)
 from jobwire.backends.remote.stream import StreamClosed, WorkStream, hello_for
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
 from jobwire.v1.codec import (
+    ERROR_CODE_KEY,
     LEASE_STATE_FROM_PB,
     STATUS_TO_PB,
     dumps,
@@ -38,16 +44,7 @@ from jobwire.v1.codec import (
 )
 
 DEFAULT_PORT = 50051
-BATCH = 1000  # the service's largest batch
 CALL_TIMEOUT_S = 30.0
-LONG_POLL_CHUNK_S = 30.0
-ERROR_CODE_KEY = "jobwire-error"
-_ERRORS: dict[str, type[errors.JobwireError]] = {
-    cls.code: cls
-    for cls in (errors.JobNotFound, errors.InvalidJobState, errors.StaleLease,
-                errors.InvalidRequest, errors.PayloadTooLarge, errors.Unauthenticated,
-                errors.Forbidden)
-}  # fmt: skip
 _BY_STATUS: dict[grpc.StatusCode, type[errors.JobwireError]] = {
     grpc.StatusCode.NOT_FOUND: errors.JobNotFound,
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidRequest,
@@ -55,10 +52,11 @@ _BY_STATUS: dict[grpc.StatusCode, type[errors.JobwireError]] = {
     grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: errors.Forbidden,
     grpc.StatusCode.RESOURCE_EXHAUSTED: errors.PayloadTooLarge,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
 }
 
 
-class GrpcBackend(Backend):
+class GrpcBackend(RemoteBackend):
     """A queue served by a Jobwire service, over gRPC.
 
     Args:
@@ -80,7 +78,6 @@ class GrpcBackend(Backend):
         self.url = url
         self._owns_channel = channel is None
         self._channel = channel or _Channel(url)
-        self._work = asyncio.Event()
         self._streams: dict[str, WorkStream] = {}
         self._abort_callbacks: list[Callable[[str], None]] = []
 
@@ -181,9 +178,6 @@ class GrpcBackend(Backend):
             return True
         return False
 
-    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
-        return await self._lease_unary(worker_id, max_jobs, 0.0)
-
     async def _lease_unary(
         self, worker_id: str, max_jobs: int, wait_s: float
     ) -> tuple[list[Job], float | None]:
@@ -199,16 +193,24 @@ class GrpcBackend(Backend):
         return [job_from_pb(message) for message in reply.jobs], next_due_s
 
     async def lease_or_wait(
-        self, worker_id: str, max_jobs: int, wait_s: float
+        self, worker_id: str, max_jobs: int, wait_s: float, stop: asyncio.Event | None = None
     ) -> tuple[list[Job], float | None]:
         """A waiting lease takes jobs pushed on the worker's ``Work`` stream (opened on
-        first use); ``wait_s == 0`` is one unary lease (it also reports the next due)."""
+        first use; ``stop`` ends the wait); ``wait_s == 0`` is one unary lease (it also
+        reports the next due)."""
         if wait_s <= 0:
             return await self._lease_unary(worker_id, max_jobs, 0.0)
+        stream = self._stream(worker_id)
+        waker = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        if waker is not None:
+            waker.add_done_callback(lambda _: stream.wake())
         try:
-            return await self._stream(worker_id).take(min(max_jobs, BATCH), wait_s), None
+            return await stream.take(min(max_jobs, BATCH), wait_s), None
         except grpc.aio.AioRpcError as exc:
             raise error_from(exc) from None
+        finally:
+            if waker is not None:
+                waker.cancel()
 
     def _stream(self, worker_id: str) -> WorkStream:
         stream = self._streams.get(worker_id)
@@ -274,37 +276,20 @@ class GrpcBackend(Backend):
             stream.forget([o.job_id for o in outcomes])
         return settled
 
-    async def expired(self, limit: int) -> list[Job]:
-        return []  # reclaiming happens on the service: see sweep()
-
     async def sweep(self, limit: int) -> int:
         reply = await self._call("Sweep", pb.SweepRequest(queue=self.queue_name))
         return int(reply.reclaimed)
 
-    async def wait_for_work(self, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._work.wait()
-        self._work.clear()
-
     def wake_local(self) -> None:
-        self._work.set()
+        super().wake_local()
         for stream in self._streams.values():
             stream.wake()
 
-    async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            left = LONG_POLL_CHUNK_S if deadline is None else deadline - time.monotonic()
-            chunk = max(min(left, LONG_POLL_CHUNK_S), 0.0)
-            request = pb.GetJobRequest(job_id=job_id, queue=self.queue_name, wait_s=chunk)
-            job: Job | None = None
-            with contextlib.suppress(errors.JobNotFound):
-                job = job_from_pb(await self._call("GetJob", request, chunk + CALL_TIMEOUT_S))
-            if job is None or job.finished:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} still {job.status} after {timeout_s} s")
+    async def poll_finished(self, job_id: str, wait_s: float) -> Job | None:
+        request = pb.GetJobRequest(job_id=job_id, queue=self.queue_name, wait_s=wait_s)
+        with contextlib.suppress(errors.JobNotFound):
+            return job_from_pb(await self._call("GetJob", request, wait_s + CALL_TIMEOUT_S))
+        return None
 
     async def watch(self, job_id: str) -> AsyncGenerator[Job | None, None]:
         request = pb.WatchJobRequest(job_id=job_id, queue=self.queue_name)
@@ -319,10 +304,6 @@ class GrpcBackend(Backend):
             yield None
         finally:
             call.cancel()
-
-    async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
-        return None  # the service records workers as they stream, lease and renew
-
 
 class _Channel:
     """One gRPC channel (HTTP/2 connection), opened on first use inside the loop."""
@@ -368,7 +349,9 @@ class _Channel:
 def error_from(exc: grpc.aio.AioRpcError) -> Exception:
     """The JobwireError a failed call stands for (the call's error if none)."""
     code = dict(exc.trailing_metadata() or ()).get(ERROR_CODE_KEY)
-    cls = _ERRORS.get(str(code)) or _BY_STATUS.get(exc.code())
-    if cls is None:
-        return exc
-    return cls(f"{exc.details()} (gRPC {exc.code().name})")
+    message = f"{exc.details()} (gRPC {exc.code().name})"
+    error = error_for(str(code) if code else None, message)
+    if error is not None:
+        return error
+    cls = _BY_STATUS.get(exc.code())
+    return cls(message) if cls is not None else exc

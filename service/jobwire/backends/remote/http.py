@@ -8,7 +8,6 @@ password or ``$JOBWIRE_TOKEN``.
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,28 +16,18 @@ import aiohttp
 import orjson
 
 from jobwire import errors
-from jobwire.backends.base import Backend, LeaseState, Outcome
-from jobwire.backends.remote.base import bearer_token, bracketed_host
+from jobwire.backends.base import LeaseState, Outcome
+from jobwire.backends.remote.base import (
+    BATCH,
+    RemoteBackend,
+    bearer_token,
+    bracketed_host,
+    error_for,
+)
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
-_BATCH = 1000  # the service's largest batch
-_LONG_POLL_CHUNK_S = 30.0
-_ERRORS: dict[str, type[errors.JobwireError]] = {
-    cls.code: cls
-    for cls in (
-        errors.JobNotFound,
-        errors.InvalidJobState,
-        errors.StaleLease,
-        errors.InvalidRequest,
-        errors.PayloadTooLarge,
-        errors.Unauthenticated,
-        errors.Forbidden,
-        errors.Unavailable,
-    )
-}
 
-
-class HttpBackend(Backend):
+class HttpBackend(RemoteBackend):
     """A queue served by a Jobwire service.
 
     Args:
@@ -60,7 +49,6 @@ class HttpBackend(Backend):
         self.url = url
         self._owns_session = session is None
         self._session = session or _Session(url)
-        self._work = asyncio.Event()
 
     def for_queue(self, queue_name: str) -> "HttpBackend":
         return HttpBackend(self.url, queue_name, lease_s=self.lease_s, session=self._session)
@@ -104,8 +92,8 @@ class HttpBackend(Backend):
 
     async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         pairs: list[tuple[Job, bool]] = []
-        for start in range(0, len(jobs), _BATCH):
-            body = {"jobs": [_request_for(job) for job in jobs[start : start + _BATCH]]}
+        for start in range(0, len(jobs), BATCH):
+            body = {"jobs": [_request_for(job) for job in jobs[start : start + BATCH]]}
             reply = await self._call("POST", f"/v1/queues/{self.queue_name}/jobs/batch", json=body)
             pairs += [(Job.from_dict(data), not data["duplicate"]) for data in reply["jobs"]]
         return pairs
@@ -121,7 +109,7 @@ class HttpBackend(Backend):
         return None
 
     async def list_jobs(self, status: Status | None, limit: int) -> list[Job]:
-        params: dict[str, Any] = {"limit": min(limit, _BATCH)}
+        params: dict[str, Any] = {"limit": min(limit, BATCH)}
         if status is not None:
             params["status"] = status.value
         reply = await self._call("GET", f"/v1/queues/{self.queue_name}/jobs", params=params)
@@ -166,15 +154,14 @@ class HttpBackend(Backend):
             return True
         return False
 
-    async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
-        return await self.lease_or_wait(worker_id, max_jobs, 0.0)
-
     async def lease_or_wait(
-        self, worker_id: str, max_jobs: int, wait_s: float
+        self, worker_id: str, max_jobs: int, wait_s: float, stop: asyncio.Event | None = None
     ) -> tuple[list[Job], float | None]:
+        """One long poll held by the service (a stop takes effect when it answers: jobs
+        leased meanwhile must not be dropped on the floor)."""
         body = {
             "worker_id": worker_id,
-            "max": min(max_jobs, _BATCH),
+            "max": min(max_jobs, BATCH),
             "wait": wait_s,
             "lease_s": self.lease_s,
         }
@@ -212,34 +199,11 @@ class HttpBackend(Backend):
         reply = await self._call("POST", f"/v1/queues/{self.queue_name}/leases/settle", json=body)
         return list(reply["settled"])
 
-    async def expired(self, limit: int) -> list[Job]:
-        return []  # reclaiming happens on the service: see sweep()
-
     async def sweep(self, limit: int) -> int:
         reply = await self._call("POST", f"/v1/queues/{self.queue_name}/sweep")
         return int(reply["reclaimed"])
 
-    async def wait_for_work(self, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._work.wait()
-        self._work.clear()
-
-    def wake_local(self) -> None:
-        self._work.set()
-
-    async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            left = _LONG_POLL_CHUNK_S if deadline is None else deadline - time.monotonic()
-            chunk = max(min(left, _LONG_POLL_CHUNK_S), 0.0)
-            job = await self._poll_finished(job_id, chunk)
-            if job is None or job.finished:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} still {job.status} after {timeout_s} s")
-
-    async def _poll_finished(self, job_id: str, wait_s: float) -> Job | None:
+    async def poll_finished(self, job_id: str, wait_s: float) -> Job | None:
         params = {**self._hint, "wait": wait_s}
         with contextlib.suppress(errors.JobNotFound):
             data = await self._call("GET", self._job_path(job_id), params=params, timeout_s=wait_s)
@@ -257,10 +221,6 @@ class HttpBackend(Backend):
                 if line.startswith(b"data:"):
                     data = orjson.loads(line[5:])
                     yield Job.from_dict(data) if "function" in data else None
-
-    async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
-        return None  # the service records workers as they lease and renew
-
 
 _JSON = {"content-type": "application/json"}
 
@@ -294,8 +254,9 @@ def _error_from(status: int, content: bytes) -> errors.JobwireError:
         code, message = error["code"], error["message"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         code, message = "internal", content[:500].decode(errors="replace")
-    cls = _ERRORS.get(code, errors.JobwireError)
-    return cls(f"{message} (HTTP {status})")
+    return error_for(code, f"{message} (HTTP {status})") or errors.JobwireError(
+        f"{message} (HTTP {status})"
+    )
 
 
 def _request_for(job: Job) -> dict[str, Any]:

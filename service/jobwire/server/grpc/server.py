@@ -1,4 +1,4 @@
-"""``create_grpc_server``: the gRPC half of the service, on the REST app's QueueRegistry.
+"""``create_grpc_server``: the gRPC half of the service, on the REST app's ServiceCore.
 
 One grpc.aio server in the same event loop as uvicorn, sharing the backend and its
 connection pool: ``jobwire.v1.JobService`` and ``WorkerService`` behind the edge
@@ -15,12 +15,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from jobwire.server.auth import Authenticator
-from jobwire.server.grpc_edge import EdgeInterceptor
-from jobwire.server.grpc_jobs import JobServicer
-from jobwire.server.grpc_session import WorkHub
-from jobwire.server.grpc_work import WorkerServicer
-from jobwire.server.metrics import Metrics
-from jobwire.server.registry import QueueRegistry
+from jobwire.server.core import ServiceCore
+from jobwire.server.grpc.edge import EdgeInterceptor
+from jobwire.server.grpc.jobs import JobServicer
+from jobwire.server.grpc.session import WorkHub
+from jobwire.server.grpc.work import WorkerServicer
 from jobwire.server.settings import Settings
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
@@ -37,30 +36,23 @@ class GrpcServer:
     """The gRPC server of one service process.
 
     Args:
-        settings: The service's settings (port, TLS, tokens, waits).
-        registry: The queues, shared with the REST app.
-        metrics: The metrics, shared with the REST app (served at ``/metrics``).
+        settings: The service's settings (port, TLS, tokens).
+        core: The service's operations, shared with the REST app.
     """
 
-    def __init__(self, settings: Settings, registry: QueueRegistry, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, core: ServiceCore) -> None:
         self.settings = settings
-        self.registry = registry
-        self.stopping = asyncio.Event()
-        self.hub = WorkHub(registry)
+        self.core = core
+        self.hub = WorkHub(core)
         self.health = health.aio.HealthServicer()
         self.port = 0
         auth = Authenticator(settings.token_roles())
         self._server = grpc.aio.server(
-            interceptors=[EdgeInterceptor(auth, metrics, self.stopping)],
+            interceptors=[EdgeInterceptor(auth, core.metrics, core.stopping)],
             options=[("grpc.max_receive_message_length", settings.max_body_bytes)],
         )
-        pb_grpc.add_JobServiceServicer_to_server(
-            JobServicer(registry, metrics, settings.max_wait_s, self.stopping), self._server
-        )
-        pb_grpc.add_WorkerServiceServicer_to_server(
-            WorkerServicer(registry, metrics, self.hub, settings.max_wait_s, self.stopping),
-            self._server,
-        )
+        pb_grpc.add_JobServiceServicer_to_server(JobServicer(core), self._server)
+        pb_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(core, self.hub), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
@@ -101,14 +93,13 @@ class GrpcServer:
         await asyncio.shield(self._stopped)
 
     async def _stop(self, grace_s: float) -> None:
-        self.stopping.set()
+        self.core.stopping.set()
         if self._ready_task is not None:
             self._ready_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ready_task
         await self.health.enter_graceful_shutdown()
         self.hub.drain(grace_s)
-        self.registry.interrupt_waits()
         await self._server.stop(grace_s)
         logger.info("gRPC server stopped")
 
@@ -117,7 +108,7 @@ class GrpcServer:
         while True:
             try:
                 async with asyncio.timeout(READY_TIMEOUT_S):
-                    await self.registry.ping()
+                    await self.core.ping()
                 ready = True
             except Exception as exc:
                 if serving is not False:
@@ -130,11 +121,9 @@ class GrpcServer:
             await asyncio.sleep(READY_EVERY_S)
 
 
-def create_grpc_server(
-    settings: Settings, registry: QueueRegistry, metrics: Metrics
-) -> GrpcServer:
-    """The gRPC server for ``settings`` over ``registry`` (not yet serving: ``start()``)."""
-    return GrpcServer(settings, registry, metrics)
+def create_grpc_server(settings: Settings, core: ServiceCore) -> GrpcServer:
+    """The gRPC server for ``settings`` over ``core`` (not yet serving: ``start()``)."""
+    return GrpcServer(settings, core)
 
 
 def _address(host: str, port: int) -> str:

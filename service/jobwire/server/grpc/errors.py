@@ -1,6 +1,8 @@
 """One error translation at the gRPC edge: Jobwire's errors to status codes.
 
-Each ``JobwireError`` names its gRPC status (``grpc_status``); the edge answers with it,
+``server.errors.as_jobwire_error`` maps whatever a call raised to a ``JobwireError``
+(bad input, an unreachable store included), which names its gRPC status; the edge answers
+with it,
 the message as details, and Jobwire's own code in the trailing metadata
 ``jobwire-error`` (two errors share FAILED_PRECONDITION: ``stale_lease`` and
 ``invalid_state``). Anything unexpected is logged and answered INTERNAL without
@@ -10,23 +12,20 @@ internals.
 import logging
 
 import grpc
-import pydantic
 
-from jobwire.errors import InvalidRequest, JobwireError
+from jobwire.errors import JobwireError
+from jobwire.server.errors import as_jobwire_error
+from jobwire.v1.codec import ERROR_CODE_KEY
 
-ERROR_CODE_KEY = "jobwire-error"
 logger = logging.getLogger("jobwire.server")
 
 
 def translate(exc: Exception) -> tuple[grpc.StatusCode, str, str]:
     """The status code, Jobwire error code and message to answer ``exc`` with."""
-    if isinstance(exc, JobwireError):
-        return grpc.StatusCode[exc.grpc_status], exc.code, str(exc)
-    if isinstance(exc, pydantic.ValidationError):
-        return grpc.StatusCode.INVALID_ARGUMENT, InvalidRequest.code, _summary(exc)
-    if isinstance(exc, ValueError | TypeError):
-        return grpc.StatusCode.INVALID_ARGUMENT, InvalidRequest.code, str(exc)
-    return grpc.StatusCode.INTERNAL, JobwireError.code, "internal error; see the service log"
+    error = as_jobwire_error(exc)
+    if error is None:
+        return grpc.StatusCode.INTERNAL, JobwireError.code, "internal error; see the service log"
+    return grpc.StatusCode[error.grpc_status], error.code, str(error)
 
 
 async def abort_with(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> None:
@@ -35,12 +34,6 @@ async def abort_with(context: grpc.aio.ServicerContext[object, object], exc: Exc
     if status == grpc.StatusCode.INTERNAL:
         logger.error("unhandled error in a gRPC call", exc_info=exc)
     await context.abort(status, message, trailing_metadata=((ERROR_CODE_KEY, code),))
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-    )
 
 
 class ServiceStopping(JobwireError):

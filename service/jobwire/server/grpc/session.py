@@ -1,37 +1,28 @@
 """The server side of the ``Work`` stream: one ``WorkSession`` per connected worker.
 
-A session pushes jobs while the worker has credits, using the queue's waiting lease
-(``Queue.lease(..., wait_s=...)``: woken by the store's new-work events), answers
-heartbeats and results, and pushes an abort the moment a job it holds is aborted through
-this process. The ``WorkHub`` knows every session and which holds which job; on shutdown
-it drains them all.
+A session pushes jobs while the worker has credits, using the core's waiting lease (woken
+by the store's new-work events, ended early when the credits are voided), answers
+heartbeats and results through the core, and pushes an abort the moment a job it holds
+is aborted through this process. The ``WorkHub`` knows every session and which holds
+which job; on shutdown it drains them all.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import Any
 
-from jobwire.backends.base import LeaseState, Outcome
-from jobwire.errors import InvalidRequest, StaleLease
+from jobwire.errors import InvalidRequest
 from jobwire.job import Job, Status
-from jobwire.queue import Queue
-from jobwire.server.metrics import Metrics
-from jobwire.server.registry import QueueRegistry
+from jobwire.server.core import TOUCH_EVERY_S, LeaseRef, ServiceCore, WorkerInfo
+from jobwire.server.schemas import LeaseRequest
 from jobwire.v1 import jobwire_pb2 as pb
-from jobwire.v1.codec import (
-    LEASE_STATE_TO_PB,
-    job_to_pb,
-    loads,
-    outcome_from_pb,
-)
+from jobwire.v1.codec import LEASE_STATE_TO_PB, job_to_pb, loads, outcome_from_pb
 
 logger = logging.getLogger("jobwire.server.grpc")
-PUSH_WAIT_S = 10.0  # one waiting lease; new work (or a stop) wakes it sooner
+PUSH_WAIT_S = 10.0  # one waiting lease; new work (or voided credits) ends it sooner
 MAX_PUSH = 1000  # jobs in one push
-MAX_REFS = 10_000  # leases in one heartbeat, outcomes in one report
-TOUCH_EVERY_S = 10.0  # record a connected worker as seen this often
+MAX_CREDITS = 10_000  # credits a worker may hold
 STORE_RETRY_S = 1.0  # pause after the store failed a lease
 CLOSE_TIMEOUT_S = 5.0  # how long a closing session waits for its store calls
 
@@ -40,13 +31,13 @@ class WorkHub:
     """Every Work session of this process, and which session holds which job.
 
     Args:
-        registry: The service's queues; its aborts are pushed to the holding session.
+        core: The service's operations; its aborts are pushed to the holding session.
     """
 
-    def __init__(self, registry: QueueRegistry) -> None:
+    def __init__(self, core: ServiceCore) -> None:
         self.sessions: set[WorkSession] = set()
         self._holders: dict[str, WorkSession] = {}
-        registry.on_abort(self._aborted)
+        core.on_abort(self._aborted)
 
     def hold(self, session: "WorkSession", job_ids: Iterable[str]) -> None:
         """Record that ``session``'s worker runs these jobs."""
@@ -75,51 +66,24 @@ class WorkHub:
             session.push_abort(job)
 
 
-async def renew_refs(queue: Queue, refs: Sequence[pb.LeaseRef]) -> list[LeaseState]:
-    """Store the progress/meta some refs carry, then renew every lease.
+def lease_refs(refs: Sequence[pb.LeaseRef]) -> list[LeaseRef]:
+    """Lease messages as the core's refs (with the progress/meta some carry).
 
     Raises:
-        InvalidRequest: Too many refs, or a bad progress or meta.
+        InvalidRequest: A ref's meta is not a JSON object.
     """
-    if len(refs) > MAX_REFS:
-        raise InvalidRequest(f"leases: at most {MAX_REFS} at once, got {len(refs)}")
-    for ref in refs:
-        if ref.HasField("progress") or ref.meta_json:
-            await _update(queue, ref)
-    return await queue.renew([(ref.job_id, ref.lease) for ref in refs])
+    return [
+        LeaseRef(ref.job_id, ref.lease, ref.progress if ref.HasField("progress") else None,
+                 _meta(ref))
+        for ref in refs
+    ]  # fmt: skip
 
 
-async def _update(queue: Queue, ref: pb.LeaseRef) -> None:
+def _meta(ref: pb.LeaseRef) -> dict[str, Any] | None:
     meta = loads(ref.meta_json)
     if meta is not None and not isinstance(meta, dict):
         raise InvalidRequest(f"meta_json of job {ref.job_id!r} must be a JSON object")
-    job = await queue.job(ref.job_id)
-    if job is None:
-        return  # renewing reports it lost
-    job.lease = ref.lease
-    progress = ref.progress if ref.HasField("progress") else None
-    with contextlib.suppress(StaleLease):
-        await queue.update(job, progress=progress, meta=meta)
-
-
-def outcomes_of(messages: Sequence[pb.Outcome]) -> list[Outcome]:
-    """Outcome messages as Outcomes.
-
-    Raises:
-        InvalidRequest: Too many, or one is malformed.
-    """
-    if len(messages) > MAX_REFS:
-        raise InvalidRequest(f"outcomes: at most {MAX_REFS} at once, got {len(messages)}")
-    return [outcome_from_pb(message) for message in messages]
-
-
-def count_outcomes(
-    metrics: Metrics, queue: str, outcomes: Sequence[Outcome], settled: Sequence[bool]
-) -> None:
-    """Count the outcomes that settled."""
-    for outcome, done in zip(outcomes, settled, strict=True):
-        if done:
-            metrics.outcome(queue, outcome.function or "unknown", outcome.status, outcome.run_s)
+    return meta
 
 
 class WorkSession:
@@ -127,24 +91,24 @@ class WorkSession:
 
     Args:
         hub: The process's sessions.
-        registry: The service's queues.
-        metrics: Where leases and outcomes are counted.
+        core: The service's operations.
     """
 
-    def __init__(self, hub: WorkHub, registry: QueueRegistry, metrics: Metrics) -> None:
+    def __init__(self, hub: WorkHub, core: ServiceCore) -> None:
         self._hub = hub
-        self._registry = registry
-        self._metrics = metrics
+        self._core = core
         self._outbox: asyncio.Queue[pb.WorkResponse | None] = asyncio.Queue()
         self._credits = 0
         self._credit_ready = asyncio.Event()
+        self._credits_voided = asyncio.Event()  # ends this session's waiting lease
         self._closed = False
         self._draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: Exception | None = None
-        self.queue: Queue
+        self.queue = ""
         self.worker_id = ""
-        self._info: dict[str, Any] = {}
+        self._lease_s: float | None = None
+        self._info = WorkerInfo()
 
     async def run(self, requests: AsyncIterator[pb.WorkRequest]) -> AsyncIterator[pb.WorkResponse]:
         """Serve the stream: the responses to send, until the worker closes its side.
@@ -189,11 +153,11 @@ class WorkSession:
         info = loads(hello.info_json, {})
         if not isinstance(info, dict):
             raise InvalidRequest("hello.info_json must be a JSON object")
-        self.queue = self._registry.get(hello.queue, hello.lease_s or None)
-        self.worker_id = hello.worker_id
-        self._info = {**info, "functions": list(hello.functions), "stream": True}
-        await self.queue.connect()
-        await self.queue.backend.touch_worker(self.worker_id, self._info)
+        self._core.registry.get(hello.queue)  # the name is valid
+        self.queue, self.worker_id = hello.queue, hello.worker_id
+        self._lease_s = hello.lease_s or None
+        self._info = WorkerInfo(hello.functions, 0, "grpc-stream", info)
+        await self._touch()
 
     async def _read(self, requests: AsyncIterator[pb.WorkRequest]) -> None:
         try:
@@ -220,18 +184,18 @@ class WorkSession:
             raise InvalidRequest(f"unexpected {kind or 'empty'} message on the Work stream")
 
     def _grant(self, credits: int) -> None:
-        if not 0 <= credits <= MAX_REFS:
-            raise InvalidRequest(f"credit.credits: 0 to {MAX_REFS}, got {credits}")
+        if not 0 <= credits <= MAX_CREDITS:
+            raise InvalidRequest(f"credit.credits: 0 to {MAX_CREDITS}, got {credits}")
         if self._draining or self._closed:
             return
-        self._credits = min(self._credits + credits, MAX_REFS)
+        self._credits = min(self._credits + credits, MAX_CREDITS)
         if self._credits > 0:
             self._credit_ready.set()
 
     def _void_credits(self) -> None:
         self._credits = 0
         self._credit_ready.clear()
-        self.queue.backend.interrupt_wait()  # end a waiting lease now
+        self._credits_voided.set()  # end this session's waiting lease now
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(self._guarded(work))
@@ -247,20 +211,20 @@ class WorkSession:
             self._outbox.put_nowait(None)
 
     async def _heartbeat(self, heartbeat: pb.WorkHeartbeat) -> None:
-        states = await renew_refs(self.queue, heartbeat.leases)
-        refs = [(ref.job_id, state) for ref, state in zip(heartbeat.leases, states, strict=True)]
-        self._hub.hold(self, [job_id for job_id, state in refs if state != "lost"])
-        self._hub.release(self, [job_id for job_id, state in refs if state == "lost"])
+        refs = lease_refs(heartbeat.leases)
+        states = await self._core.renew(self.queue, refs, self._lease_s)
+        pairs = [(ref.job_id, state) for ref, state in zip(refs, states, strict=True)]
+        self._hub.hold(self, [job_id for job_id, state in pairs if state != "lost"])
+        self._hub.release(self, [job_id for job_id, state in pairs if state == "lost"])
         reply = pb.WorkHeartbeatReply(
             request_id=heartbeat.request_id, states=[LEASE_STATE_TO_PB[s] for s in states]
         )
         self._outbox.put_nowait(pb.WorkResponse(heartbeat=reply))
 
     async def _results(self, results: pb.WorkResults) -> None:
-        outcomes = outcomes_of(results.outcomes)
-        settled = await self.queue.settle(outcomes)
+        outcomes = [outcome_from_pb(message) for message in results.outcomes]
+        settled = await self._core.settle(self.queue, outcomes)
         self._hub.release(self, [outcome.job_id for outcome in outcomes])
-        count_outcomes(self._metrics, self.queue.name, outcomes, settled)
         reply = pb.WorkResultsReply(request_id=results.request_id, settled=settled)
         self._outbox.put_nowait(pb.WorkResponse(results=reply))
 
@@ -268,13 +232,20 @@ class WorkSession:
         """Lease and push jobs while there are credits (the waiting lease sleeps until
         new work arrives, or a stop interrupts it)."""
         while not self._closed:
+            self._credits_voided.clear()  # before the credit check: a void from here on counts
             if self._credits <= 0:
                 self._credit_ready.clear()
                 await self._credit_ready.wait()
                 continue
+            request = LeaseRequest(
+                worker_id=self.worker_id,
+                max=min(self._credits, MAX_PUSH),
+                wait=PUSH_WAIT_S,
+                lease_s=self._lease_s,
+            )
             try:
-                jobs, _ = await self.queue.lease(
-                    self.worker_id, min(self._credits, MAX_PUSH), wait_s=PUSH_WAIT_S
+                jobs, _ = await self._core.lease(
+                    self.queue, request, self._info, stop=self._credits_voided
                 )
             except Exception:
                 logger.exception("leasing for worker %s failed", self.worker_id)
@@ -291,21 +262,21 @@ class WorkSession:
         if pushed:
             self._credits -= count
             self._hub.hold(self, [job.id for job in pushed])
-            for job in pushed:
-                self._metrics.leased(job)
             messages = [job_to_pb(job, with_lease=True) for job in pushed]
             self._outbox.put_nowait(pb.WorkResponse(jobs=pb.WorkJobs(jobs=messages)))
         if surplus:
-            back = [Outcome(job.id, job.lease or "", Status.QUEUED) for job in surplus]
-            await self.queue.settle(back)
+            await self._core.hand_back(self.queue, surplus)
 
     async def _keep_seen(self) -> None:
         while True:
             await asyncio.sleep(TOUCH_EVERY_S)
             try:
-                await self.queue.backend.touch_worker(self.worker_id, self._info)
+                await self._touch()
             except Exception:
                 logger.warning("could not record worker %s as seen", self.worker_id)
+
+    async def _touch(self) -> None:
+        await self._core.touch_worker(self.queue, self.worker_id, self._info)
 
     async def _close(
         self, background: list[asyncio.Task[None]], pusher: asyncio.Task[None]

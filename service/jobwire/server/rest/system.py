@@ -5,11 +5,10 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from jobwire.job import Status
-from jobwire.server.api import registry
 from jobwire.server.auth import Permission
-from jobwire.server.errors import error_response
-from jobwire.server.responses import JsonResponse
+from jobwire.server.rest.errors import error_response
+from jobwire.server.rest.jobs import core_of
+from jobwire.server.rest.responses import JsonResponse
 
 router = APIRouter(tags=["system"])
 READY_TIMEOUT_S = 2.0
@@ -26,7 +25,7 @@ async def readyz(request: Request) -> JsonResponse:
     """The backend answers (503 if not)."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
-            await registry(request).ping()
+            await core_of(request).ping()
     except Exception as exc:
         return error_response(503, "not_ready", f"backend unreachable: {type(exc).__name__}: {exc}")
     return JsonResponse({"status": "ready"})
@@ -38,10 +37,6 @@ async def metrics(request: Request) -> Response:
     state = request.app.state
     if not state.settings.metrics_public:
         state.auth.check(request.headers.get("authorization"), Permission.READ)
-    if state.metrics.depth_is_stale():
-        for name in await registry(request).names():
-            queue = registry(request).get(name)
-            counts = await queue.backend.counts()
-            workers = await queue.backend.workers()
-            state.metrics.set_depth(name, {Status(s): n for s, n in counts.items()}, len(workers))
-    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    core = core_of(request)
+    await core.refresh_metrics()
+    return Response(core.metrics.render(), media_type=CONTENT_TYPE_LATEST)

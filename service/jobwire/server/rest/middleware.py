@@ -1,11 +1,13 @@
-"""Request body size limit (413), enforced before the body is parsed."""
+"""ASGI middleware of the REST app: the body size limit (413, enforced before the body is
+parsed) and request metrics by route template."""
 
-from collections.abc import MutableMapping
-from typing import Any
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobwire.errors import PayloadTooLarge
-from jobwire.server.errors import error_response
-from jobwire.server.metrics import ASGIApp, Receive, Scope, Send
+from jobwire.server.metrics import Metrics
+from jobwire.server.rest.errors import error_response
 
 
 class BodyLimitMiddleware:
@@ -35,7 +37,7 @@ class BodyLimitMiddleware:
             return
         replayed = False
 
-        async def replay() -> MutableMapping[str, Any]:
+        async def replay() -> Message:
             nonlocal replayed
             if replayed:
                 return await receive()  # after the body: wait for the disconnect
@@ -60,3 +62,32 @@ class BodyLimitMiddleware:
 
     def _message(self) -> str:
         return f"request body over {self.max_bytes} bytes"
+
+
+class HttpMetricsMiddleware:
+    """Counts requests and their latency by route template (pure ASGI: cheap)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
+            self.metrics.latency.labels(scope["method"], route).observe(
+                time.perf_counter() - started
+            )

@@ -19,7 +19,7 @@ import grpc
 
 from jobwire.errors import JobwireError
 from jobwire.server.auth import Authenticator, Permission
-from jobwire.server.grpc_errors import ServiceStopping, abort_with
+from jobwire.server.grpc.errors import ServiceStopping, abort_with
 from jobwire.server.metrics import Metrics
 
 _JOBS = "/jobwire.v1.JobService/"

@@ -1,0 +1,100 @@
+"""Worker routes: lease jobs, renew leases, report results.
+
+Each route translates its request into one ``ServiceCore`` call and the answer into JSON.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from jobwire.backends.base import Outcome
+from jobwire.job import JOB_ID_PATTERN, NAME_PATTERN, ErrorInfo, Status
+from jobwire.server.auth import Permission, require
+from jobwire.server.core import LeaseRef, WorkerInfo
+from jobwire.server.rest.jobs import QueueHint, core_of, job_body
+from jobwire.server.rest.responses import JsonResponse
+from jobwire.server.schemas import (
+    CompleteRequest,
+    FailRequest,
+    HeartbeatRequest,
+    LeaseRequest,
+    RenewRequest,
+    SettleRequest,
+)
+
+router = APIRouter(tags=["workers"], dependencies=[Depends(require(Permission.WORK))])
+QueueName = Annotated[str, Path(pattern=NAME_PATTERN)]
+JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN)]
+
+
+@router.post("/v1/queues/{queue}/leases")
+async def lease(queue: QueueName, body: LeaseRequest, request: Request) -> JsonResponse:
+    """Take up to ``max`` jobs, each with its lease token; long-polls up to ``wait`` s."""
+    info = WorkerInfo(body.functions, body.max, "http")
+    jobs, next_due_s = await core_of(request).lease(queue, body, info)
+    return JsonResponse(
+        {"jobs": [job.to_dict(with_lease=True) for job in jobs], "next_due_s": next_due_s}
+    )
+
+
+@router.post("/v1/queues/{queue}/leases/renew")
+async def renew(queue: QueueName, body: RenewRequest, request: Request) -> JsonResponse:
+    """Renew many leases; each comes back ``active``, ``aborting`` or ``lost``."""
+    refs = [LeaseRef(ref.job_id, ref.lease) for ref in body.leases]
+    return JsonResponse({"states": await core_of(request).renew(queue, refs, body.lease_s)})
+
+
+@router.post("/v1/queues/{queue}/leases/settle")
+async def settle(queue: QueueName, body: SettleRequest, request: Request) -> JsonResponse:
+    """Report many outcomes; ``false`` where the lease was stale (nothing changed)."""
+    outcomes = [
+        Outcome(
+            o.job_id,
+            o.lease,
+            Status(o.status),
+            result=o.result,
+            delay_s=o.delay_s,
+            error=ErrorInfo(**o.error.model_dump()) if o.error else None,
+            run_s=o.run_s,
+            function=o.function,
+        )
+        for o in body.outcomes
+    ]
+    return JsonResponse({"settled": await core_of(request).settle(queue, outcomes)})
+
+
+@router.post("/v1/queues/{queue}/sweep")
+async def sweep(queue: QueueName, request: Request) -> JsonResponse:
+    """Reclaim jobs whose lease expired now (the service also does this periodically)."""
+    return JsonResponse({"reclaimed": await core_of(request).sweep(queue)})
+
+
+@router.post("/v1/jobs/{job_id}/heartbeat")
+async def heartbeat(
+    job_id: JobIdPath, body: HeartbeatRequest, request: Request, queue: QueueHint = None
+) -> JsonResponse:
+    """Renew the lease (and store progress/meta); says whether the job was aborted."""
+    ref = LeaseRef(job_id, body.lease, body.progress, body.meta)
+    state = await core_of(request).heartbeat(job_id, queue, ref)
+    return JsonResponse({"status": state, "aborted": state == "aborting"})
+
+
+@router.post("/v1/jobs/{job_id}/complete")
+async def complete(
+    job_id: JobIdPath, body: CompleteRequest, request: Request, queue: QueueHint = None
+) -> JsonResponse:
+    """Report success with the result."""
+    job = await core_of(request).complete(job_id, queue, body.lease, body.result, body.run_s)
+    return JsonResponse(job_body(job))
+
+
+@router.post("/v1/jobs/{job_id}/fail")
+async def fail(
+    job_id: JobIdPath, body: FailRequest, request: Request, queue: QueueHint = None
+) -> JsonResponse:
+    """Report failure; the job is retried if ``retryable`` and it has retries left."""
+    error = ErrorInfo(**body.error.model_dump())
+    job = await core_of(request).fail(
+        job_id, queue, body.lease, error, retryable=body.retryable, run_s=body.run_s
+    )
+    return JsonResponse(job_body(job))
