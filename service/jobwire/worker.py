@@ -123,6 +123,7 @@ class Worker:
         self._started = True
         await self.queue.connect()
         await self._hook("startup", self.ctx)
+        await _logged(self.queue.touch_worker(self.id, self._describe()), "touch")
         logger.info(
             "worker %s started on queue %s: %s",
             self.id,
@@ -387,6 +388,7 @@ class Worker:
             "running": len(self._running),
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "transport": "direct",
         }
 
 

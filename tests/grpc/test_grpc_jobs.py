@@ -177,7 +177,7 @@ async def test_get_queue_and_list_queues(api: Stubs, queue_name: str) -> None:
                                  "complete": 0, "failed": 0, "aborted": 0}  # fmt: skip
     assert [w.id for w in info.workers] == ["w"]
     assert orjson.loads(info.workers[0].info_json) == {
-        "functions": [], "concurrency": 1, "transport": "grpc"
+        "functions": [], "concurrency": 1, "running": 0, "host": "", "pid": 0, "transport": "grpc"
     }
     listed = await api.jobs.ListQueues(pb.ListQueuesRequest())
     mine = [q for q in listed.queues if q.name == queue_name]

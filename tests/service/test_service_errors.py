@@ -124,7 +124,6 @@ async def test_bad_job_id_is_400(client: httpx.AsyncClient, job_id: str) -> None
         ("POST", f"/v1/jobs/{job_id}/abort", None),
         ("POST", f"/v1/jobs/{job_id}/retry", None),
         ("DELETE", f"/v1/jobs/{job_id}", None),
-        ("POST", f"/v1/jobs/{job_id}/heartbeat", {"lease": "l"}),
         ("POST", f"/v1/jobs/{job_id}/complete", {"lease": "l"}),
         ("POST", f"/v1/jobs/{job_id}/fail", {"lease": "l"}),
     ]:
@@ -142,13 +141,16 @@ async def test_unknown_job_is_404(client: httpx.AsyncClient) -> None:
         ("POST", f"/v1/jobs/{job_id}/abort", {"error": "x"}),
         ("POST", f"/v1/jobs/{job_id}/retry", None),
         ("DELETE", f"/v1/jobs/{job_id}", None),
-        ("POST", f"/v1/jobs/{job_id}/heartbeat", {"lease": "l"}),
         ("POST", f"/v1/jobs/{job_id}/complete", {"lease": "l"}),
         ("POST", f"/v1/jobs/{job_id}/fail", {"lease": "l"}),
     ]:
         response = await client.request(method, path, json=body)
         error = assert_error(response, 404, "not_found")
         assert job_id in error["message"], (method, path, error)
+    # A heartbeat's answer tells a worker to stop: the job's lease is lost (409), as a
+    # renewal reports it "lost", whether the job was re-leased or is gone.
+    response = await client.post(f"/v1/jobs/{job_id}/heartbeat", json={"lease": "l"})
+    assert job_id in assert_error(response, 409, "stale_lease")["message"]
 
 
 @pytest.mark.parametrize(

@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from jobwire.backends.base import LeaseState, Outcome
-from jobwire.errors import InvalidRequest, StaleLease
+from jobwire.errors import InvalidRequest, JobNotFound, StaleLease
 from jobwire.job import ErrorInfo, Job, Status
 from jobwire.queue import Queue
 from jobwire.server.errors import backend_unreachable
 from jobwire.server.metrics import Metrics
 from jobwire.server.registry import QueueRegistry
-from jobwire.server.schemas import EnqueueRequest, LeaseRequest
+from jobwire.server.schemas import EnqueueRequest, LeaseRequest, WorkerDetails
 
 logger = logging.getLogger("jobwire.server")
 MAX_PAGE = 1000  # jobs in one page, one batch, one lease
@@ -45,21 +45,24 @@ class LeaseRef:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerInfo:
-    """What a worker says of itself when it leases; one shape whatever the transport."""
+    """What a worker says of itself when it leases; one shape whatever the transport.
+
+    Attributes:
+        functions: The functions it runs.
+        transport: How it reaches the service: ``http``, ``grpc`` or ``grpc-stream``.
+        details: Its concurrency, running jobs, host and pid, when it says them.
+    """
 
     functions: Sequence[str] = ()
-    concurrency: int = 0
     transport: str = ""
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    details: WorkerDetails | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The record kept in the store (``info``'s workers list shows it)."""
-        return {
-            **self.extra,
-            "functions": list(self.functions),
-            "concurrency": self.concurrency,
-            "transport": self.transport,
-        }
+        """The record kept in the store (``info``'s workers list shows it, with ``id``
+        and ``seen``): the same fields as an SDK worker's straight on a store."""
+        details = self.details or WorkerDetails()
+        return {"functions": list(self.functions), **details.model_dump(),
+                "transport": self.transport}  # fmt: skip
 
 
 class ServiceCore:
@@ -306,10 +309,12 @@ class ServiceCore:
         """Renew one lease (storing its progress/meta); ``aborting`` means stop the task.
 
         Raises:
-            JobNotFound: No such job.
-            StaleLease: The lease no longer owns the job.
+            StaleLease: The lease no longer owns the job (it may have been deleted).
         """
-        owner, _ = await self.registry.find(job_id, queue)
+        try:
+            owner, _ = await self.registry.find(job_id, queue)
+        except JobNotFound:
+            raise StaleLease(f"job {job_id}: no such job, so no lease owns it") from None
         [state] = await self.renew(owner.name, [ref])
         if state == "lost":
             raise StaleLease(f"job {job_id}: lease {ref.lease!r} no longer owns it")

@@ -4,7 +4,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobwire.job import JOB_ID_PATTERN, PRIORITY_MAX, PRIORITY_MIN, Job, Status
+from jobwire.backends.base import Outcome
+from jobwire.job import JOB_ID_PATTERN, PRIORITY_MAX, PRIORITY_MIN, ErrorInfo, Job, Status
 
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -51,12 +52,26 @@ class ErrorBody(_Strict):
     message: str = Field("", max_length=10_000)
     traceback: str = Field("", max_length=100_000)
 
+    def to_error(self) -> ErrorInfo:
+        """The ``ErrorInfo`` this body describes."""
+        return ErrorInfo(self.type, self.message, self.traceback)
+
+
+class WorkerDetails(_Strict):
+    """What a worker says of itself beyond its functions (shown in queue info)."""
+
+    concurrency: int = Field(0, ge=0, le=1_000_000, description="Jobs it runs at once.")
+    running: int = Field(0, ge=0, le=1_000_000, description="Jobs it runs now.")
+    host: str = Field("", max_length=255, description="Host name.")
+    pid: int = Field(0, ge=0, description="Process id.")
+
 
 class LeaseRequest(_Strict):
     """A worker asking for jobs."""
 
     worker_id: str = Field(min_length=1, max_length=200)
     functions: list[str] = Field(default_factory=list, description="Recorded as worker info.")
+    worker: WorkerDetails | None = Field(None, description="Recorded as worker info.")
     max: int = Field(1, ge=1, le=1000, description="Most jobs to take.")
     wait: Seconds = Field(0, description="Seconds to hold the request open if nothing is due.")
     lease_s: Annotated[float, Field(gt=0, le=86_400)] | None = Field(
@@ -114,6 +129,19 @@ class OutcomeBody(_Strict):
     error: ErrorBody | None = None
     delay_s: Seconds = 0
     run_s: Seconds | None = None
+
+    def to_outcome(self) -> Outcome:
+        """The ``Outcome`` this body describes."""
+        return Outcome(
+            self.job_id,
+            self.lease,
+            Status(self.status),
+            result=self.result,
+            error=self.error.to_error() if self.error else None,
+            delay_s=self.delay_s,
+            run_s=self.run_s,
+            function=self.function,
+        )
 
 
 class SettleRequest(_Strict):

@@ -154,29 +154,27 @@ def outcome_to_pb(outcome: Outcome) -> pb.Outcome:
     return message
 
 
-def outcome_from_pb(message: pb.Outcome) -> Outcome:
-    """An ``Outcome`` message as an Outcome.
+def outcome_fields(message: pb.Outcome) -> dict[str, Any]:
+    """An ``Outcome`` message as the fields of an outcome (for validation).
 
     Raises:
-        ValueError: Its status is not one an attempt ends with, or its result not JSON.
+        ValueError: Its result is not JSON.
     """
-    status = STATUS_FROM_PB.get(message.status)
-    if status not in _SETTLED:
-        raise ValueError(f"outcome of job {message.job_id!r}: status must be one of {_NAMES}")
-    return Outcome(
-        message.job_id,
-        message.lease,
-        status,
-        result=loads(message.result_json),
-        error=error_from_pb(message.error) if message.HasField("error") else None,
-        delay_s=max(message.delay_s, 0.0),
-        run_s=message.run_s if message.HasField("run_s") else None,
-        function=message.function,
-    )
-
-
-_SETTLED = (Status.COMPLETE, Status.FAILED, Status.ABORTED, Status.QUEUED)
-_NAMES = ", ".join(pb.Status.Name(STATUS_TO_PB[s]) for s in _SETTLED)
+    fields: dict[str, Any] = {
+        "job_id": message.job_id,
+        "lease": message.lease,
+        "status": STATUS_FROM_PB.get(message.status, pb.Status.Name(message.status)),
+        "result": loads(message.result_json),
+        "delay_s": message.delay_s,
+        "function": message.function or "unknown",
+    }
+    if message.HasField("error"):
+        error = message.error
+        fields["error"] = {"type": error.type, "message": error.message,
+                           "traceback": error.traceback}  # fmt: skip
+    if message.HasField("run_s"):
+        fields["run_s"] = message.run_s
+    return fields
 
 
 def _backoff_cap(backoff: bool | float) -> float:

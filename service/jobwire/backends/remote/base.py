@@ -19,6 +19,7 @@ from jobwire import errors
 from jobwire.backends.base import Backend
 from jobwire.job import Job
 
+WORKER_DETAILS = ("concurrency", "running", "host", "pid")
 LONG_POLL_CHUNK_S = 30.0  # one long poll; a longer wait is several
 BATCH = 1000  # the service's largest batch, page and lease
 ERRORS: dict[str, type[errors.JobwireError]] = {
@@ -43,6 +44,7 @@ class RemoteBackend(Backend, abc.ABC):
     def __init__(self, queue_name: str, *, lease_s: float) -> None:
         super().__init__(queue_name, lease_s=lease_s)
         self._work = asyncio.Event()
+        self._workers: dict[str, dict[str, Any]] = {}
 
     @abc.abstractmethod
     async def poll_finished(self, job_id: str, wait_s: float) -> Job | None:
@@ -74,7 +76,14 @@ class RemoteBackend(Backend, abc.ABC):
         self._work.set()
 
     async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
-        return None  # the service records workers as they lease
+        self._workers[worker_id] = info  # sent with its next lease: the service records it
+
+    def worker_info(self, worker_id: str) -> tuple[list[str], dict[str, Any]]:
+        """What ``worker_id`` last said of itself: its functions, and the details the
+        service records (concurrency, running, host, pid)."""
+        info = self._workers.get(worker_id, {})
+        details = {name: info[name] for name in WORKER_DETAILS if name in info}
+        return list(info.get("functions", ())), details
 
 
 def bracketed_host(parts: SplitResult) -> str:

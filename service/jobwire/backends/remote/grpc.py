@@ -184,6 +184,7 @@ class GrpcBackend(RemoteBackend):
         request = pb.LeaseRequest(
             queue=self.queue_name,
             worker_id=worker_id,
+            functions=self.worker_info(worker_id)[0],
             max_jobs=min(max_jobs, BATCH),
             wait_s=wait_s,
             lease_s=self.lease_s,
@@ -215,7 +216,8 @@ class GrpcBackend(RemoteBackend):
     def _stream(self, worker_id: str) -> WorkStream:
         stream = self._streams.get(worker_id)
         if stream is None:
-            hello = hello_for(self.queue_name, worker_id, self.lease_s, {"pid": os.getpid()})
+            functions, details = self.worker_info(worker_id)
+            hello = hello_for(self.queue_name, worker_id, self.lease_s, functions, details)
             stream = self._streams[worker_id] = WorkStream(
                 self._channel.open_work, hello, self._aborted, self.settle
             )

@@ -159,8 +159,11 @@ class HttpBackend(RemoteBackend):
     ) -> tuple[list[Job], float | None]:
         """One long poll held by the service (a stop takes effect when it answers: jobs
         leased meanwhile must not be dropped on the floor)."""
+        functions, details = self.worker_info(worker_id)
         body = {
             "worker_id": worker_id,
+            "functions": functions,
+            "worker": details or None,
             "max": min(max_jobs, BATCH),
             "wait": wait_s,
             "lease_s": self.lease_s,

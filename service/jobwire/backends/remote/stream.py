@@ -252,6 +252,14 @@ async def _drain_queue(requests: "asyncio.Queue[pb.WorkRequest | None]") -> Asyn
         yield request
 
 
-def hello_for(queue: str, worker_id: str, lease_s: float, info: dict[str, Any]) -> pb.WorkHello:
+def hello_for(
+    queue: str, worker_id: str, lease_s: float, functions: list[str], details: dict[str, Any]
+) -> pb.WorkHello:
     """The first message of a worker's stream."""
-    return pb.WorkHello(queue=queue, worker_id=worker_id, lease_s=lease_s, info_json=dumps(info))
+    return pb.WorkHello(
+        queue=queue,
+        worker_id=worker_id,
+        lease_s=lease_s,
+        functions=functions,
+        info_json=dumps(details),
+    )

@@ -12,12 +12,13 @@ import logging
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import Any
 
+from jobwire.backends.base import Outcome
 from jobwire.errors import InvalidRequest
 from jobwire.job import Job, Status
 from jobwire.server.core import TOUCH_EVERY_S, LeaseRef, ServiceCore, WorkerInfo
-from jobwire.server.schemas import LeaseRequest
+from jobwire.server.schemas import LeaseRequest, OutcomeBody, WorkerDetails
 from jobwire.v1 import jobwire_pb2 as pb
-from jobwire.v1.codec import LEASE_STATE_TO_PB, job_to_pb, loads, outcome_from_pb
+from jobwire.v1.codec import LEASE_STATE_TO_PB, job_to_pb, loads, outcome_fields
 
 logger = logging.getLogger("jobwire.server.grpc")
 PUSH_WAIT_S = 10.0  # one waiting lease; new work (or voided credits) ends it sooner
@@ -77,6 +78,15 @@ def lease_refs(refs: Sequence[pb.LeaseRef]) -> list[LeaseRef]:
                  _meta(ref))
         for ref in refs
     ]  # fmt: skip
+
+
+def outcomes_of(messages: Sequence[pb.Outcome]) -> list[Outcome]:
+    """Outcome messages as Outcomes, validated by the same schema as REST's.
+
+    Raises:
+        pydantic.ValidationError: One is malformed (answered INVALID_ARGUMENT).
+    """
+    return [OutcomeBody(**outcome_fields(message)).to_outcome() for message in messages]
 
 
 def _meta(ref: pb.LeaseRef) -> dict[str, Any] | None:
@@ -156,7 +166,8 @@ class WorkSession:
         self._core.registry.get(hello.queue)  # the name is valid
         self.queue, self.worker_id = hello.queue, hello.worker_id
         self._lease_s = hello.lease_s or None
-        self._info = WorkerInfo(hello.functions, 0, "grpc-stream", info)
+        known = {name: info[name] for name in WorkerDetails.model_fields if name in info}
+        self._info = WorkerInfo(hello.functions, "grpc-stream", WorkerDetails(**known))
         await self._touch()
 
     async def _read(self, requests: AsyncIterator[pb.WorkRequest]) -> None:
@@ -222,7 +233,7 @@ class WorkSession:
         self._outbox.put_nowait(pb.WorkResponse(heartbeat=reply))
 
     async def _results(self, results: pb.WorkResults) -> None:
-        outcomes = [outcome_from_pb(message) for message in results.outcomes]
+        outcomes = outcomes_of(results.outcomes)
         settled = await self._core.settle(self.queue, outcomes)
         self._hub.release(self, [outcome.job_id for outcome in outcomes])
         reply = pb.WorkResultsReply(request_id=results.request_id, settled=settled)

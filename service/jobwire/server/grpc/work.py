@@ -13,11 +13,11 @@ from jobwire.errors import InvalidRequest
 from jobwire.job import ErrorInfo
 from jobwire.server.core import ServiceCore, WorkerInfo
 from jobwire.server.grpc.jobs import wait_budget
-from jobwire.server.grpc.session import WorkHub, WorkSession, lease_refs
-from jobwire.server.schemas import LeaseRequest
+from jobwire.server.grpc.session import WorkHub, WorkSession, lease_refs, outcomes_of
+from jobwire.server.schemas import ErrorBody, LeaseRequest, WorkerDetails
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
-from jobwire.v1.codec import LEASE_STATE_TO_PB, error_from_pb, job_to_pb, loads, outcome_from_pb
+from jobwire.v1.codec import LEASE_STATE_TO_PB, job_to_pb, loads
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _NO_ERROR = ErrorInfo("Error", "")
@@ -43,7 +43,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             wait=wait_budget(context.time_remaining(), request.wait_s) or 0.0,
             lease_s=request.lease_s or None,
         )
-        info = WorkerInfo(lease.functions, lease.max, "grpc")
+        info = WorkerInfo(lease.functions, "grpc", WorkerDetails(concurrency=lease.max))
         jobs, next_due_s = await self._core.lease(request.queue, lease, info)
         return pb.LeaseReply(
             jobs=[job_to_pb(job, with_lease=True) for job in jobs], next_due_s=next_due_s
@@ -66,14 +66,14 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             request.job_id,
             request.queue or None,
             request.lease,
-            error_from_pb(request.error) if request.HasField("error") else _NO_ERROR,
+            _error(request.error) if request.HasField("error") else _NO_ERROR,
             retryable=not request.no_retry,
             run_s=request.run_s if request.HasField("run_s") else None,
         )
         return job_to_pb(job)
 
     async def Settle(self, request: pb.SettleRequest, context: Context) -> pb.SettleReply:
-        outcomes = [outcome_from_pb(message) for message in request.outcomes]
+        outcomes = outcomes_of(request.outcomes)
         return pb.SettleReply(settled=await self._core.settle(request.queue, outcomes))
 
     async def Sweep(self, request: pb.SweepRequest, context: Context) -> pb.SweepReply:
@@ -85,6 +85,11 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         session = WorkSession(self._hub, self._core)
         async for response in session.run(request_iterator):
             yield response
+
+
+def _error(error: pb.JobError) -> ErrorInfo:
+    """An error a worker reports, within the same limits as REST's."""
+    return ErrorBody(type=error.type, message=error.message, traceback=error.traceback).to_error()
 
 
 def _lease_s(lease_s: float) -> float | None:

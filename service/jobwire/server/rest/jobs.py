@@ -72,8 +72,9 @@ async def apply(
     queue: QueueName, body: EnqueueRequest, request: Request, wait: Wait = 30
 ) -> JsonResponse:
     """Enqueue and hold the request until the job ends: 200 finished, 202 still running."""
-    job, _ = await core_of(request).apply(queue, body, wait)
-    return JsonResponse(job_body(job), status_code=200 if job.finished else 202)
+    job, created = await core_of(request).apply(queue, body, wait)
+    status = 200 if job.finished else 202
+    return JsonResponse(job_body(job, duplicate=not created), status_code=status)
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(Permission.READ))])

@@ -7,8 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from jobwire.backends.base import Outcome
-from jobwire.job import JOB_ID_PATTERN, NAME_PATTERN, ErrorInfo, Status
+from jobwire.job import JOB_ID_PATTERN, NAME_PATTERN
 from jobwire.server.auth import Permission, require
 from jobwire.server.core import LeaseRef, WorkerInfo
 from jobwire.server.rest.jobs import QueueHint, core_of, job_body
@@ -20,6 +19,7 @@ from jobwire.server.schemas import (
     LeaseRequest,
     RenewRequest,
     SettleRequest,
+    WorkerDetails,
 )
 
 router = APIRouter(tags=["workers"], dependencies=[Depends(require(Permission.WORK))])
@@ -30,7 +30,8 @@ JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN)]
 @router.post("/v1/queues/{queue}/leases")
 async def lease(queue: QueueName, body: LeaseRequest, request: Request) -> JsonResponse:
     """Take up to ``max`` jobs, each with its lease token; long-polls up to ``wait`` s."""
-    info = WorkerInfo(body.functions, body.max, "http")
+    details = body.worker or WorkerDetails(concurrency=body.max)
+    info = WorkerInfo(body.functions, "http", details)
     jobs, next_due_s = await core_of(request).lease(queue, body, info)
     return JsonResponse(
         {"jobs": [job.to_dict(with_lease=True) for job in jobs], "next_due_s": next_due_s}
@@ -47,19 +48,7 @@ async def renew(queue: QueueName, body: RenewRequest, request: Request) -> JsonR
 @router.post("/v1/queues/{queue}/leases/settle")
 async def settle(queue: QueueName, body: SettleRequest, request: Request) -> JsonResponse:
     """Report many outcomes; ``false`` where the lease was stale (nothing changed)."""
-    outcomes = [
-        Outcome(
-            o.job_id,
-            o.lease,
-            Status(o.status),
-            result=o.result,
-            delay_s=o.delay_s,
-            error=ErrorInfo(**o.error.model_dump()) if o.error else None,
-            run_s=o.run_s,
-            function=o.function,
-        )
-        for o in body.outcomes
-    ]
+    outcomes = [outcome.to_outcome() for outcome in body.outcomes]
     return JsonResponse({"settled": await core_of(request).settle(queue, outcomes)})
 
 
@@ -93,8 +82,7 @@ async def fail(
     job_id: JobIdPath, body: FailRequest, request: Request, queue: QueueHint = None
 ) -> JsonResponse:
     """Report failure; the job is retried if ``retryable`` and it has retries left."""
-    error = ErrorInfo(**body.error.model_dump())
     job = await core_of(request).fail(
-        job_id, queue, body.lease, error, retryable=body.retryable, run_s=body.run_s
+        job_id, queue, body.lease, body.error.to_error(), retryable=body.retryable, run_s=body.run_s
     )
     return JsonResponse(job_body(job))
