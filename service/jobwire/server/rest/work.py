@@ -12,6 +12,7 @@ from jobwire.server.auth import Permission, require
 from jobwire.server.core import LeaseRef, WorkerInfo
 from jobwire.server.rest.jobs import QueueHint, core_of, job_body
 from jobwire.server.rest.responses import JsonResponse
+from jobwire.server.rest.routes import GuardedRoute
 from jobwire.server.schemas import (
     CompleteRequest,
     FailRequest,
@@ -22,7 +23,9 @@ from jobwire.server.schemas import (
     WorkerDetails,
 )
 
-router = APIRouter(tags=["workers"], dependencies=[Depends(require(Permission.WORK))])
+router = APIRouter(
+    tags=["workers"], dependencies=[Depends(require(Permission.WORK))], route_class=GuardedRoute
+)
 QueueName = Annotated[str, Path(pattern=NAME_PATTERN)]
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN)]
 
