@@ -43,15 +43,16 @@ async def test_enqueue_keeps_every_option(
     transport: Transport, other: Transport, queue_name: str
 ) -> None:
     due = round(time.time() + 3600, 3)
+    job_id = unique_name("opts")  # ids are unique per queue: get() without one looks anywhere
     spec = {
-        "function": "f", "kwargs": {"nested": {"a": [1, None, "x"]}}, "id": "opts-1",
+        "function": "f", "kwargs": {"nested": {"a": [1, None, "x"]}}, "id": job_id,
         "key": "opts", "timeout": 2.5, "retries": 4, "ttl": 0, "heartbeat": 7.5,
         "scheduled": due, "retry_delay": 1.5, "retry_backoff": 9.0, "priority": -3,
     }  # fmt: skip
     job = (await transport.enqueue(queue_name, spec)).job
     assert {name: job[name] for name in spec} == spec
     assert job["status"] == "scheduled"
-    assert await other.get("opts-1") == job == await transport.get("opts-1")
+    assert await other.get(job_id) == job == await transport.get(job_id)
     backoff = (await transport.enqueue(queue_name, {"function": "f", "retry_backoff": True})).job
     assert backoff["retry_backoff"] is True
 

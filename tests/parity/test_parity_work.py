@@ -62,7 +62,7 @@ async def test_a_waiting_lease_is_woken_by_an_enqueue_through_the_other_transpor
     finally:
         waiting.cancel()
     assert [j["id"] for j in leased.jobs] == [job["id"]]
-    assert woken_after_s < 0.5, woken_after_s
+    assert woken_after_s < 1.0, woken_after_s
 
 
 async def test_a_lease_wait_that_runs_out_answers_no_jobs(
