@@ -140,7 +140,7 @@ async def test_apply_answers_once_a_worker_completes_the_job(
 ) -> None:
     applying = asyncio.ensure_future(transport.apply(queue_name, {"function": "add"}, wait_s=10))
     try:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
         assert not applying.done()
         leased = await lease_one(transport, queue_name)
         await transport.complete(queue_name, leased["id"], leased["lease"], 42)
@@ -192,8 +192,11 @@ async def test_get_a_job_anywhere_in_its_queue_or_nowhere(
 
 
 async def test_get_an_invalid_id_or_queue_is_invalid(transport: Transport) -> None:
-    for call in (transport.get("not an id!"), transport.get("some-id", queue="-bad")):
-        error = await refused(call)
+    for call in (
+        lambda: transport.get("not an id!"),
+        lambda: transport.get("some-id", queue="-bad"),
+    ):
+        error = await refused(call())
         assert (error.kind, error.code) == ("invalid", "invalid_request"), error
 
 
@@ -211,7 +214,7 @@ async def test_get_with_wait_answers_when_the_job_finishes(
     job = (await transport.enqueue(queue_name, {"function": "f"})).job
     waiting = asyncio.ensure_future(transport.get(job["id"], wait_s=10))
     try:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
         assert not waiting.done()
         leased = await lease_one(transport, queue_name)
         await transport.complete(queue_name, leased["id"], leased["lease"], "done")
