@@ -51,47 +51,46 @@ def start_with_store_down() -> GrpcService:
 
 
 @pytest.fixture(scope="session")
-def services(redis_url: str) -> Iterator[dict[str, GrpcService]]:
+def starts(redis_url: str) -> Iterator[dict[str, concurrent.futures.Future[GrpcService]]]:
     """The suite's services, each with REST and gRPC (loopback, no background sweep),
-    started side by side: ``plain`` and ``guarded`` (a token for each role) on the test
-    Redis, and ``store_down`` on a redis-server stopped after it started."""
+    starting two at a time in the background: ``plain`` and ``guarded`` (a token for
+    each role) on the test Redis, then ``store_down`` (its redis-server stopped). Each
+    fixture below waits for its own, so one that fails to start fails only its tests."""
     backend = redis_database(redis_url, PARITY_DB)
     tokens = ",".join(f"{token}:{role}" for role, token in TOKENS.items())
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        starting = {
-            "plain": pool.submit(start_grpc_service, backend, env=QUIET),
-            "guarded": pool.submit(
-                start_grpc_service, backend, env={**QUIET, "JOBWIRE_TOKENS": tokens}
-            ),
-            "store_down": pool.submit(start_with_store_down),
-        }
-        concurrent.futures.wait(starting.values())
-    started = {name: f.result() for name, f in starting.items() if f.exception() is None}
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    futures = {
+        "plain": pool.submit(start_grpc_service, backend, env=QUIET),
+        "guarded": pool.submit(
+            start_grpc_service, backend, env={**QUIET, "JOBWIRE_TOKENS": tokens}
+        ),
+        "store_down": pool.submit(start_with_store_down),
+    }
     try:
-        for future in starting.values():
-            future.result()  # raises the first start that failed
-        yield started
+        yield futures
     finally:
-        with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            list(pool.map(stop_service, [service.proc for service in started.values()]))
+        concurrent.futures.wait(futures.values())
+        procs = [f.result().proc for f in futures.values() if f.exception() is None]
+        list(pool.map(stop_service, procs))
+        pool.shutdown()
 
 
 @pytest.fixture(scope="session")
-def parity_service(services: dict[str, GrpcService]) -> GrpcService:
+def parity_service(starts: dict[str, concurrent.futures.Future[GrpcService]]) -> GrpcService:
     """The service without tokens."""
-    return services["plain"]
+    return starts["plain"].result()
 
 
 @pytest.fixture(scope="session")
-def guarded_service(services: dict[str, GrpcService]) -> GrpcService:
+def guarded_service(starts: dict[str, concurrent.futures.Future[GrpcService]]) -> GrpcService:
     """The service with tokens for each role (``TOKENS``), on the same store."""
-    return services["guarded"]
+    return starts["guarded"].result()
 
 
 @pytest.fixture(scope="session")
-def store_down(services: dict[str, GrpcService]) -> GrpcService:
+def store_down(starts: dict[str, concurrent.futures.Future[GrpcService]]) -> GrpcService:
     """The service whose store is unreachable."""
-    return services["store_down"]
+    return starts["store_down"].result()
 
 
 @pytest.fixture

@@ -192,11 +192,8 @@ async def test_get_a_job_anywhere_in_its_queue_or_nowhere(
 
 
 async def test_get_an_invalid_id_or_queue_is_invalid(transport: Transport) -> None:
-    for call in (
-        lambda: transport.get("not an id!"),
-        lambda: transport.get("some-id", queue="-bad"),
-    ):
-        error = await refused(call())
+    for job_id, queue in (("not an id!", None), ("some-id", "-bad")):
+        error = await refused(transport.get(job_id, queue=queue))
         assert (error.kind, error.code) == ("invalid", "invalid_request"), error
 
 

@@ -2,6 +2,10 @@
 says gRPC answers UNAVAILABLE ("the service is shutting down or its store is unreachable").
 """
 
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import pytest
 from grpc_helpers import GrpcService, unique_name
 from parity_transport import Connect, Transport, refused
@@ -16,10 +20,10 @@ def cut_off(request: pytest.FixtureRequest, store_down: GrpcService, connect: Co
 @pytest.mark.parametrize("cut_off", ["rest", "grpc"], indirect=True)
 async def test_an_unreachable_store_is_unavailable(cut_off: Transport) -> None:
     queue = unique_name("down")
-    calls = {
-        "enqueue": lambda: cut_off.enqueue(queue, {"function": "f"}),
-        "get": lambda: cut_off.get(unique_name("job"), queue=queue),
-        "lease": lambda: cut_off.lease(queue, "w"),
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "enqueue": functools.partial(cut_off.enqueue, queue, {"function": "f"}),
+        "get": functools.partial(cut_off.get, unique_name("job"), queue=queue),
+        "lease": functools.partial(cut_off.lease, queue, "w"),
     }
     answers = {what: await refused(call()) for what, call in calls.items()}
     kinds = {what: (error.kind, error.code) for what, error in answers.items()}
