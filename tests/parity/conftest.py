@@ -1,5 +1,6 @@
-"""Fixtures of the transport parity suite: one `jobwire serve` with both ports, and each
-test run once through REST and once through gRPC with the same assertions."""
+"""Fixtures of the transport parity suite: `jobwire serve` processes with both ports (one
+shared by nearly every test, one with tokens, one whose store is down), and each test run
+once through REST and once through gRPC with the same assertions."""
 
 import concurrent.futures
 import ssl
