@@ -135,6 +135,16 @@ async def test_enqueue_an_empty_batch_is_invalid(transport: Transport, queue_nam
     assert "jobs" in error.message, error
 
 
+async def test_a_batch_with_one_bad_job_enqueues_nothing(
+    transport: Transport, queue_name: str
+) -> None:
+    specs = [{"function": "f"}, {"function": "f", "priority": 5000}]
+    error = await refused(transport.enqueue_batch(queue_name, specs))
+    assert (error.kind, error.code) == ("invalid", "invalid_request"), error
+    assert "priority" in error.message, error
+    assert (await transport.list_jobs(queue_name)).jobs == []
+
+
 async def test_apply_answers_once_a_worker_completes_the_job(
     transport: Transport, queue_name: str
 ) -> None:
@@ -289,6 +299,14 @@ async def test_watch_ends_when_the_job_is_deleted(transport: Transport, queue_na
     assert all(e["status"] == "queued" for e in seen if e is not None), seen  # no other change
 
 
+async def test_watch_a_finished_job_gives_it_once(transport: Transport, queue_name: str) -> None:
+    job = (await transport.enqueue(queue_name, {"function": "f"})).job
+    aborted = await transport.abort(job["id"], "no")
+    async with asyncio.timeout(5):
+        seen = [event async for event in transport.watch(job["id"], queue=queue_name)]
+    assert seen == [aborted]
+
+
 async def test_watch_an_unknown_job_is_not_found(transport: Transport) -> None:
     events = transport.watch(unique_name("nope"))
     with pytest.raises(TransportError) as caught:
@@ -371,6 +389,8 @@ async def test_roles_on_a_service_with_tokens(
     error = await refused(worker.enqueue(queue, {"function": "f"}))
     assert (error.kind, error.code) == ("forbidden", "forbidden"), error
     error = await refused(client.lease(queue, "w"))
+    assert (error.kind, error.code) == ("forbidden", "forbidden"), error
+    error = await refused(worker.abort(job["id"]))
     assert (error.kind, error.code) == ("forbidden", "forbidden"), error
     assert (await worker.get(job["id"]))["status"] == "queued"
     await admin.delete(job["id"])
