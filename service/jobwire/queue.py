@@ -241,6 +241,11 @@ class Queue:
         if not await self.backend.delete(job_id):
             raise JobNotFound(f"no job {job_id!r} in queue {self.name!r}")
 
+    async def queues(self) -> list[str]:
+        """Names of the queues the store (or the service) holds jobs for, sorted."""
+        await self.connect()
+        return await self.backend.queues()
+
     async def info(self) -> dict[str, Any]:
         """Counts per status, workers seen in the last minute, and jobs finished per
         second over the last five minutes (``finished_per_s``)."""
