@@ -31,7 +31,7 @@ def create_app(
             it); by default the lifespan opens its own on ``settings.backend``.
         metrics: Record into these metrics (shared with the gRPC server).
     """
-    metrics = metrics or Metrics()
+    metrics = metrics or Metrics(settings.run_seconds_buckets, settings.wait_seconds_buckets)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -26,7 +26,9 @@ class EnqueueRequest(_Strict):
     )
     retries: int = Field(0, ge=0, description="Retries after the first attempt.")
     ttl: int = Field(600, ge=-1, description="Seconds the finished job stays readable.")
-    heartbeat: Seconds = Field(0, description="Lease length in seconds (0: default).")
+    heartbeat: Seconds = Field(  # validated: 0.0, as a stored job has it, not 0
+        0, validate_default=True, description="Lease length in seconds (0: default)."
+    )
     scheduled: Seconds = Field(0, description="Unix time before which it does not start.")
     retry_delay: Seconds = Field(0, description="Seconds before a retry.")
     retry_backoff: bool | Seconds = Field(False, description="Double the delay each retry.")

@@ -30,7 +30,7 @@ def serve(settings: Settings) -> None:
 
 async def _serve(settings: Settings) -> None:
     registry = QueueRegistry(settings.backend)
-    metrics = Metrics()
+    metrics = Metrics(settings.run_seconds_buckets, settings.wait_seconds_buckets)
     app = create_app(settings, registry=registry, metrics=metrics)
     grpc_server = create_grpc_server(settings, registry, metrics) if settings.grpc_port else None
     config = uvicorn.Config(
