@@ -276,10 +276,15 @@ class Backend(abc.ABC):
         Raises:
             TimeoutError: ``timeout_s`` ran out first.
         """
-        async with asyncio.timeout(timeout_s), contextlib.aclosing(self.watch(job_id)) as jobs:
-            async for job in jobs:
-                if job is None or job.finished:
-                    return job
+        state = "unfinished"
+        try:
+            async with asyncio.timeout(timeout_s), contextlib.aclosing(self.watch(job_id)) as jobs:
+                async for job in jobs:
+                    if job is None or job.finished:
+                        return job
+                    state = job.status
+        except TimeoutError:  # asyncio's has no message: say which job and how long
+            raise TimeoutError(f"job {job_id} still {state} after {timeout_s} s") from None
         return None
 
     @abc.abstractmethod

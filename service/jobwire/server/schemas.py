@@ -52,7 +52,9 @@ class EnqueueRequest(_Strict):
         600, ge=-1, le=LIMITS.ttl_max,
         description="Seconds the finished job stays readable (0: kept, -1: deleted at once).",
     )  # fmt: skip
-    heartbeat: OptionSeconds = Field(0, description="Lease length in seconds (0: default).")
+    heartbeat: OptionSeconds = Field(  # validated: 0.0, as a stored job has it, not 0
+        0, validate_default=True, description="Lease length in seconds (0: default)."
+    )
     scheduled: Annotated[
         float, Field(ge=0, le=LIMITS.scheduled_max, allow_inf_nan=False)
     ] = Field(0, description="Unix time before which it does not start.")

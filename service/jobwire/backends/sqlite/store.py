@@ -385,7 +385,7 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             for statement in statements:
                 await db.execute(statement)
             await db.execute(f"PRAGMA user_version = {number}")
-            logger.info("SQLite schema of %s migrated to version %d", db, number)
+            logger.info("SQLite schema migrated to version %d", number)
         await db.commit()
     except BaseException:
         await db.rollback()
