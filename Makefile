@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 REDIS_PORT ?= 6379
 
-.PHONY: install run worker test lint bench proto openapi redis-binary redis-up postgres-binary go-toolchain
+.PHONY: install run worker test test-quick lint bench proto openapi redis-binary redis-up postgres-binary go-toolchain
 
 $(BIN)/jobwire: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +52,13 @@ run: install
 worker: install
 	$(BIN)/jobwire worker examples.tasks.settings
 
+# pytest's addopts (pyproject.toml) run the tests in 4 pytest-xdist workers.
 test: install redis-binary postgres-binary go-toolchain lint
 	$(BIN)/pytest
+
+# The quick run: no lint, no tests marked slow.
+test-quick: install redis-binary postgres-binary
+	$(BIN)/pytest -m "not slow"
 
 lint: install
 	$(BIN)/ruff check service tests bench examples
