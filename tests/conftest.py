@@ -283,8 +283,9 @@ def postgres_url(pytestconfig: pytest.Config) -> Iterator[str]:
 
 
 # Under pytest-xdist the controller starts the servers once and hands their addresses to
-# every worker (``pytest_configure_node``): one Redis, one PostgreSQL and one service per
-# store for the whole run, instead of a set per worker, each worker paying their start-up
+# every worker (``pytest_configure_node``): one Redis, one PostgreSQL, one service per store
+# for the conformance suite and one for the REST and gRPC tests (``shared_services``) for
+# the whole run, instead of a set per worker, each worker paying their start-up
 # on a loaded machine. The tests keep out of each other's way as they do in one process:
 # every test uses queues of its own, and a test that disrupts a server starts its own.
 _SHARED_KEY = "jobwire_shared"

@@ -141,8 +141,10 @@ def start_grpc_service(
 # Logical Redis databases. Services that other tests start sweep every queue of database 0
 # in the background; a job a test leaves to expire on purpose (and then sweeps itself,
 # counting what comes back) must not be reclaimed behind its back, so the conformance
-# suite's direct Redis and the shared services keep to databases of their own.
-REDIS_DB, SERVICE_DB = 1, 2
+# suite's direct Redis and the shared services keep to databases of their own (the one of
+# the conformance suite's service apart from the one of the REST and gRPC tests, so that
+# what lists or scrapes every queue of a service sees only the queues of its own tests).
+REDIS_DB, SERVICE_DB, SESSION_DB = 1, 2, 3
 
 # The shared services never sweep in the background: their tests call sweep() themselves
 # and count what it reclaims.
@@ -183,12 +185,14 @@ def shared_services(
     controller to share with its workers); stopped on exit.
 
     Returns:
-        Store name (``redis``, ``postgres``, ``sqlite``) -> its service.
+        Store name (``redis``, ``postgres``, ``sqlite``) -> its service, and ``session``: the
+        REST and gRPC tests' service on Redis.
     """
     backends = {
         "redis": redis_database(redis_url, SERVICE_DB),
         "postgres": postgres_url,
         "sqlite": f"sqlite:///{sqlite_dir}/jobs.db",
+        "session": redis_database(redis_url, SESSION_DB),
     }
     with concurrent.futures.ThreadPoolExecutor(len(backends)) as pool:
         futures = {
@@ -208,8 +212,9 @@ def shared_services(
 
 @pytest.fixture(scope="session")
 def redis_service(pytestconfig: pytest.Config, redis_url: str) -> Iterator[GrpcService]:
-    """A service over the test Redis (REST and gRPC; no tokens, loopback, no background
-    sweep), shared by the whole session, in a Redis database no other service sweeps."""
+    """The conformance suite's service over the test Redis (REST and gRPC; no tokens,
+    loopback, no background sweep), shared by the whole session, in a Redis database no
+    other service uses."""
     yield from _shared_service(pytestconfig, "redis", lambda: redis_database(redis_url, SERVICE_DB))
 
 
@@ -231,7 +236,15 @@ def sqlite_service(
 
 
 @pytest.fixture(scope="session")
-def service_url(redis_service: GrpcService) -> str:
-    """Base URL of the session's service on Redis (no tokens, loopback, no background
-    sweep)."""
-    return redis_service.http
+def session_service(pytestconfig: pytest.Config, redis_url: str) -> Iterator[GrpcService]:
+    """The REST and gRPC tests' service on Redis (no tokens, loopback, no background sweep),
+    shared by the whole session, in a Redis database no other service uses."""
+    yield from _shared_service(
+        pytestconfig, "session", lambda: redis_database(redis_url, SESSION_DB)
+    )
+
+
+@pytest.fixture(scope="session")
+def service_url(session_service: GrpcService) -> str:
+    """Base URL of the session's service (``session_service``)."""
+    return session_service.http

@@ -1,4 +1,4 @@
-"""Fixtures of the gRPC tests: the session's service on Redis, stubs on it."""
+"""Fixtures of the gRPC tests: the session's service, stubs on it."""
 
 from collections.abc import AsyncIterator
 
@@ -7,14 +7,14 @@ from grpc_helpers import GrpcService, Stubs, stubs, unique_name
 
 
 @pytest.fixture(scope="session")
-def grpc_service(redis_service: GrpcService) -> GrpcService:
+def grpc_service(session_service: GrpcService) -> GrpcService:
     """The session's service on Redis (no tokens, loopback, no background sweep).
 
     Its Redis database is one no other service sweeps: a test that leaves a lease to
     expire and then sweeps it itself counts what comes back, which a background sweep of
     another service would otherwise take first.
     """
-    return redis_service
+    return session_service
 
 
 @pytest.fixture
