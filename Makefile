@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 REDIS_PORT ?= 6379
 
-.PHONY: install install-dev lock run worker test lint bench proto openapi redis-binary redis-up postgres-binary go-toolchain node-binary
+.PHONY: install install-dev lock run worker test test-quick lint bench proto openapi redis-binary redis-up postgres-binary go-toolchain node-binary
 
 # Two installs, each from its lockfile (requirements/*.txt, pinned with hashes; `make lock`
 # rewrites them from pyproject.toml): `install` is what `make run` / `make worker` run
@@ -78,8 +78,13 @@ run: install
 worker: install
 	$(BIN)/jobwire worker examples.tasks.settings
 
+# pytest's addopts (pyproject.toml) run the tests in pytest-xdist workers.
 test: install-dev redis-binary postgres-binary go-toolchain node-binary lint
 	$(BIN)/pytest
+
+# The quick run: no lint, no tests marked slow.
+test-quick: install-dev redis-binary postgres-binary
+	$(BIN)/pytest -m "not slow"
 
 lint: install-dev
 	$(BIN)/ruff check service tests bench examples

@@ -22,6 +22,8 @@ from chart_render import (
 
 from jobwire.server.auth import Role, parse_tokens
 
+pytestmark = pytest.mark.xdist_group("chart-render")  # each render once
+
 NAME = fullname()
 
 

@@ -34,6 +34,8 @@ from chart_render import (
 from prometheus_client.parser import text_string_to_metric_families
 from service_fixtures import free_port
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chart-runs")]
+
 NAME = fullname()
 WORKER_COMMAND = ["jobwire", "worker", "examples.tasks.settings", "--concurrency", "5"]
 READY_DEADLINE_S = 20.0

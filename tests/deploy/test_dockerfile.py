@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from chart_render import CHART_DIR, ROOT
 from service_fixtures import start_service, stop_service
@@ -191,6 +192,7 @@ def _healthcheck() -> list[str]:
     return [sys.executable, *args[1:]]
 
 
+@pytest.mark.slow
 def test_healthcheck_passes_on_a_live_service_and_fails_on_a_dead_one(redis_url: str) -> None:
     proc, url, _ = start_service(redis_url)
     try:
