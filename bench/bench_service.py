@@ -27,6 +27,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,7 +177,9 @@ def run_all(ctx: Context, runs: int) -> list[RunValues]:
         values: RunValues = {}
         for phase in PHASES if run % 2 == 0 else PHASES[::-1]:
             _log(f"run {run + 1}/{runs}: {phase.__name__}")
+            started = time.perf_counter()
             values |= phase(ctx)
+            _log(f"  ({time.perf_counter() - started:.0f} s)")
         results.append(values)
     return results
 
