@@ -15,6 +15,7 @@ ENQUEUE_BODY = '{"function": "noop", "kwargs": {"n": 1}}'
 ENQUEUE_PATH = "/v1/queues/bench/jobs"
 WRK_THREADS = 2
 WARMUP_S = 1
+TIMEOUT_S = 10  # wrk's default (2 s) counts queueing under overload on a busy 2-core box as errors
 _LUA = """wrk.method = "POST"
 wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
@@ -29,11 +30,13 @@ class WrkResult:
         requests_per_s: wrk's ``Requests/sec``.
         requests: Requests completed.
         failed: Non-2xx/3xx answers plus socket errors.
+        detail: wrk's lines about the failures.
     """
 
     requests_per_s: float
     requests: int
     failed: int
+    detail: str = ""
 
 
 def post_script(folder: Path) -> Path:
@@ -50,13 +53,17 @@ def run_wrk(url: str, connections: int, seconds: int, script: Path) -> WrkResult
         BenchError: wrk failed, or some requests failed.
     """
     threads = min(WRK_THREADS, connections)
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
+               f"--timeout={TIMEOUT_S}s", "-s", str(script), url]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
     if done.returncode != 0:
         raise BenchError(f"wrk exited with {done.returncode}: {done.stderr.strip()}")
     result = parse_wrk(done.stdout)
     if result.failed:
-        raise BenchError(f"{result.failed} of {result.requests} requests to {url} failed")
+        raise BenchError(
+            f"{result.failed} of {result.requests} requests to {url} at {connections} "
+            f"connections failed: {result.detail}"
+        )
     return result
 
 
@@ -78,4 +85,5 @@ def parse_wrk(output: str) -> WrkResult:
     failed = int(non_2xx.group(1)) if non_2xx else 0
     if errors is not None:
         failed += sum(int(n) for n in errors.groups())
-    return WrkResult(float(rate.group(1)), int(total.group(1)), failed)
+    detail = "; ".join(m.group(0) for m in (non_2xx, errors) if m is not None)
+    return WrkResult(float(rate.group(1)), int(total.group(1)), failed, detail)
