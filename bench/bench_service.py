@@ -1,6 +1,8 @@
 """The service's own cost (issue 12): `jobwire serve` against the bare limits, side by side.
 
-Every run measures, on one machine, one server process at a time on loopback:
+Every run starts the servers (one process each, on loopback: `jobwire serve` over a
+throwaway Redis, `jobwire serve` over SQLite, the bare REST app, the bare gRPC echo) and
+loads one at a time, the servers of each comparison back to back at each level:
 
 1. REST enqueue capacity: wrk POSTs a small job at 1, 8, 32, 128 connections to
    `jobwire serve` over a throwaway Redis, and to the bare REST app (bare_rest.py:
@@ -13,8 +15,8 @@ Every run measures, on one machine, one server process at a time on loopback:
    transport's bare round trip (p50 of sequential calls to the bare apps);
 5. enqueue-to-start p50/p99 of the SDK straight on a SQLite file.
 
-Repeated ``--runs`` times (phase order alternating); the report gives medians and, for each
-ratio, the median of the per-run ratios. Progress goes to stderr, the report to stdout.
+Repeated ``--runs`` times (who goes first alternates); the report gives medians and, for
+each ratio, the median of the per-run ratios. Progress goes to stderr, the report to stdout.
 See bench/README.md.
 
 Usage:
@@ -23,21 +25,31 @@ Usage:
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import redis
 from harness import throwaway_redis
 from latency import enqueue_to_start, grpc_round_trip, rest_round_trip
 from load_rest import ENQUEUE_PATH, post_script, run_wrk, warm_up
 from pyspy import FORMATS, recording
-from servers import BENCH_DIR, Server, bare_grpc, bare_rest, cpu_seconds, jobwire_serve
+from servers import (
+    BENCH_DIR,
+    Server,
+    bare_grpc,
+    bare_rest,
+    cpu_seconds,
+    jobwire_serve,
+    point_sdk_at,
+)
 from service_report import describe_environment, report
 from systems import SYSTEMS, BenchError
 
@@ -49,6 +61,7 @@ GRPC_WARMUP_S = 0.5
 PROFILE_DIR = BENCH_DIR / "profiles"
 
 RunValues = dict[str, float]  # "measure.system.level" -> value, one run
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,21 +84,39 @@ class Context:
 # --- loads -----------------------------------------------------------------------
 
 
-def measure_rest(ctx: Context, server: Server, system: str, levels: Sequence[int]) -> RunValues:
-    """wrk at each connection count: requests/s and the server's CPU µs per request."""
+@dataclass
+class Target:
+    """A server of the run under the name its values carry ("jobwire", "bare", "sqlite").
+
+    Attributes:
+        name: The name in the value keys.
+        server: The running server.
+        loaded_cpu_s: CPU seconds it used during its own loads so far.
+    """
+
+    name: str
+    server: Server
+    loaded_cpu_s: float = 0.0
+
+
+def measure_rest(ctx: Context, target: Target, connections: int) -> RunValues:
+    """wrk at ``connections``: requests/s, and the server's CPU µs per request (warm-up
+    included in both the CPU and the request count)."""
+    server = target.server
     assert server.http_url is not None
     url = server.http_url + ENQUEUE_PATH
-    values = {}
-    for connections in levels:
-        warm_up(url, connections, ctx.script)
-        cpu = cpu_seconds(server.pid)
-        result = run_wrk(url, connections, ctx.seconds, ctx.script)
-        cpu = cpu_seconds(server.pid) - cpu
-        values[f"rest.{system}.{connections}"] = result.requests_per_s
-        values[f"rest_cpu.{system}.{connections}"] = cpu * 1e6 / result.requests
-        _log(f"  REST {server.label} c{connections}: {result.requests_per_s:,.0f} req/s, "
-             f"server {cpu * 1e6 / result.requests:,.0f} µs CPU/req")  # fmt: skip
-    return values
+    cpu = cpu_seconds(server.pid)
+    warm = warm_up(url, connections, ctx.script)
+    result = run_wrk(url, connections, ctx.seconds, ctx.script)
+    cpu = cpu_seconds(server.pid) - cpu
+    target.loaded_cpu_s += cpu
+    cpu_us = cpu * 1e6 / (warm.requests + result.requests)
+    _log(f"  REST {server.label} c{connections}: {result.requests_per_s:,.0f} req/s, "
+         f"server {cpu_us:,.0f} µs CPU/req")  # fmt: skip
+    return {
+        f"rest.{target.name}.{connections}": result.requests_per_s,
+        f"rest_cpu.{target.name}.{connections}": cpu_us,
+    }
 
 
 def load_grpc(target: str, in_flight: int, seconds: float) -> dict[str, float]:
@@ -100,22 +131,24 @@ def load_grpc(target: str, in_flight: int, seconds: float) -> dict[str, float]:
     return result
 
 
-def measure_grpc(ctx: Context, server: Server, system: str) -> RunValues:
-    """load_grpc.py at each in-flight count: calls/s, its own CPU share, the server's CPU
-    µs per call (over the whole load, warm-up included)."""
+def measure_grpc(ctx: Context, target: Target, in_flight: int) -> RunValues:
+    """load_grpc.py at ``in_flight``: calls/s, its own CPU share, the server's CPU µs per
+    call (over the whole load, warm-up included)."""
+    server = target.server
     assert server.grpc_target is not None
-    values = {}
-    for in_flight in GRPC_IN_FLIGHT:
-        cpu = cpu_seconds(server.pid)
-        result = load_grpc(server.grpc_target, in_flight, ctx.seconds)
-        server_us = (cpu_seconds(server.pid) - cpu) * 1e6 / result["total_calls"]
-        values[f"grpc.{system}.{in_flight}"] = result["calls_per_s"]
-        values[f"grpc_client.{system}.{in_flight}"] = result["cpu_share"]
-        values[f"grpc_cpu.{system}.{in_flight}"] = server_us
-        _log(f"  gRPC {server.label} x{in_flight}: {result['calls_per_s']:,.0f} calls/s, "
-             f"client CPU {result['cpu_share']:.2f} cores, "
-             f"server {server_us:,.0f} µs CPU/call")  # fmt: skip
-    return values
+    cpu = cpu_seconds(server.pid)
+    result = load_grpc(server.grpc_target, in_flight, ctx.seconds)
+    cpu = cpu_seconds(server.pid) - cpu
+    target.loaded_cpu_s += cpu
+    cpu_us = cpu * 1e6 / result["total_calls"]
+    _log(f"  gRPC {server.label} x{in_flight}: {result['calls_per_s']:,.0f} calls/s, "
+         f"client CPU {result['cpu_share']:.2f} cores, "
+         f"server {cpu_us:,.0f} µs CPU/call")  # fmt: skip
+    return {
+        f"grpc.{target.name}.{in_flight}": result["calls_per_s"],
+        f"grpc_client.{target.name}.{in_flight}": result["cpu_share"],
+        f"grpc_cpu.{target.name}.{in_flight}": cpu_us,
+    }
 
 
 def _prefixed(prefix: str, latencies: dict[str, float]) -> RunValues:
@@ -123,64 +156,109 @@ def _prefixed(prefix: str, latencies: dict[str, float]) -> RunValues:
     return {f"{prefix}.{key}": value for key, value in latencies.items()}
 
 
-# --- the phases of one run ---------------------------------------------------------
+def _turns(items: Sequence[T], turn: int) -> Sequence[T]:
+    """``items`` as given on even turns, reversed on odd ones."""
+    return items if turn % 2 == 0 else items[::-1]
 
 
-def jobwire_phase(ctx: Context) -> RunValues:
-    """`jobwire serve` over Redis: latency over HTTP and gRPC, REST and gRPC capacity."""
-    redis.Redis.from_url(ctx.redis_url).flushdb()
+# --- one run -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Servers:
+    """The servers of one run: `jobwire serve` over Redis and over SQLite, the bare apps."""
+
+    jobwire: Target
+    sqlite: Target
+    bare_rest: Target
+    bare_grpc: Target
+
+    def all(self) -> list[Target]:
+        """Every server."""
+        return [self.jobwire, self.sqlite, self.bare_rest, self.bare_grpc]
+
+
+@contextlib.contextmanager
+def started(ctx: Context, folder: str) -> Iterator[Servers]:
+    """Start the run's four servers (each its own process, all idle until loaded)."""
+    with contextlib.ExitStack() as stack:
+        yield Servers(
+            jobwire=Target("jobwire", stack.enter_context(
+                jobwire_serve(ctx.redis_url, "Jobwire/Redis"))),
+            sqlite=Target("sqlite", stack.enter_context(
+                jobwire_serve(f"sqlite:///{folder}/jobs.db", "Jobwire/SQLite"))),
+            bare_rest=Target("bare", stack.enter_context(bare_rest(ctx.redis_url))),
+            bare_grpc=Target("bare", stack.enter_context(bare_grpc())),
+        )  # fmt: skip
+
+
+def measure_latencies(servers: Servers, run: int) -> RunValues:
+    """Enqueue-to-start through the service over HTTP and gRPC, each next to its bare
+    round trip (who goes first alternates)."""
+    point_sdk_at(servers.jobwire.server)
+    rest_url = servers.bare_rest.server.http_url or ""
+    grpc_target = servers.bare_grpc.server.grpc_target or ""
+    pairs: list[list[tuple[str, Callable[[], Coroutine[Any, Any, dict[str, float]]]]]] = [
+        [("latency_http.jobwire", lambda: enqueue_to_start(SYSTEMS["jobwire-http"], "")),
+         ("latency_http.bare", lambda: rest_round_trip(rest_url))],
+        [("latency_grpc.jobwire", lambda: enqueue_to_start(SYSTEMS["jobwire-grpc"], "")),
+         ("latency_grpc.bare", lambda: grpc_round_trip(grpc_target))],
+    ]  # fmt: skip
     values: RunValues = {}
-    with jobwire_serve(ctx.redis_url, "Jobwire/Redis") as server:
-        url = server.http_url or ""
-        http = asyncio.run(enqueue_to_start(SYSTEMS["jobwire-http"], url))
-        values |= _prefixed("latency_http.jobwire", http)
-        grpc_ = asyncio.run(enqueue_to_start(SYSTEMS["jobwire-grpc"], url))
-        values |= _prefixed("latency_grpc.jobwire", grpc_)
-        values |= measure_rest(ctx, server, "jobwire", REST_CONNECTIONS)
-        values |= measure_grpc(ctx, server, "jobwire")
+    for pair in pairs:
+        for prefix, measure in _turns(pair, run):
+            values |= _prefixed(prefix, asyncio.run(measure()))
     return values
 
 
-def bare_phase(ctx: Context) -> RunValues:
-    """The bare REST app (round trip, capacity), then the bare gRPC echo (likewise)."""
-    redis.Redis.from_url(ctx.redis_url).flushdb()
+def measure_capacity(ctx: Context, servers: Servers, run: int) -> RunValues:
+    """REST and gRPC capacity, level by level; at each level the servers take their turn
+    back to back (the order alternates), so each ratio pairs loads seconds apart."""
     values: RunValues = {}
-    with bare_rest(ctx.redis_url) as server:
-        rtt = asyncio.run(rest_round_trip(server.http_url or ""))
-        values |= _prefixed("latency_http.bare", rtt)
-        values |= measure_rest(ctx, server, "bare", REST_CONNECTIONS)
-    with bare_grpc() as server:
-        rtt = asyncio.run(grpc_round_trip(server.grpc_target or ""))
-        values |= _prefixed("latency_grpc.bare", rtt)
-        values |= measure_grpc(ctx, server, "bare")
+    for turn, connections in enumerate(REST_CONNECTIONS, start=run):
+        targets = [servers.jobwire, servers.bare_rest]
+        if connections in SQLITE_CONNECTIONS:
+            targets.append(servers.sqlite)
+        for target in _turns(targets, turn):
+            values |= measure_rest(ctx, target, connections)
+    for turn, in_flight in enumerate(GRPC_IN_FLIGHT, start=run):
+        for target in _turns([servers.jobwire, servers.bare_grpc], turn):
+            values |= measure_grpc(ctx, target, in_flight)
     return values
 
 
-def sqlite_phase(ctx: Context) -> RunValues:
-    """`jobwire serve` over a new SQLite file (REST capacity), then the SDK straight on
-    another (latency, producer and worker in separate processes)."""
+def run_once(ctx: Context, run: int) -> RunValues:
+    """One run: the servers up, latencies, capacities, then the SDK on a SQLite file."""
+    redis.Redis.from_url(ctx.redis_url).flushdb()
     with tempfile.TemporaryDirectory(dir=ctx.folder) as folder:
-        with jobwire_serve(f"sqlite:///{folder}/jobs.db", "Jobwire/SQLite") as server:
-            values = measure_rest(ctx, server, "sqlite", SQLITE_CONNECTIONS)
+        with started(ctx, folder) as servers:
+            values = measure_latencies(servers, run)
+            before = [cpu_seconds(t.server.pid) for t in servers.all()]
+            values |= measure_capacity(ctx, servers, run)
+            _log_idle(servers, before)
         sdk = asyncio.run(enqueue_to_start(SYSTEMS["jobwire"], f"sqlite:///{folder}/sdk.db"))
         values |= _prefixed("latency_sqlite.sdk", sdk)
     return values
 
 
-PHASES: list[Callable[[Context], RunValues]] = [jobwire_phase, bare_phase, sqlite_phase]
+def _log_idle(servers: Servers, before: list[float]) -> None:
+    """Log the CPU each server used during the capacity loads outside its own loads,
+    while it waited for its turn (a health check, a sweep): it should be near zero."""
+    idle = [cpu_seconds(t.server.pid) - cpu - t.loaded_cpu_s
+            for t, cpu in zip(servers.all(), before, strict=True)]  # fmt: skip
+    pairs = zip(servers.all(), idle, strict=True)
+    _log("  CPU outside their own loads: "
+         + ", ".join(f"{t.server.label} {cpu:.2f} s" for t, cpu in pairs))  # fmt: skip
 
 
 def run_all(ctx: Context, runs: int) -> list[RunValues]:
-    """Every phase, ``runs`` times; the order reverses every other run."""
+    """``runs`` runs."""
     results = []
     for run in range(runs):
-        values: RunValues = {}
-        for phase in PHASES if run % 2 == 0 else PHASES[::-1]:
-            _log(f"run {run + 1}/{runs}: {phase.__name__}")
-            started = time.perf_counter()
-            values |= phase(ctx)
-            _log(f"  ({time.perf_counter() - started:.0f} s)")
-        results.append(values)
+        _log(f"run {run + 1}/{runs}")
+        started_s = time.perf_counter()
+        results.append(run_once(ctx, run))
+        _log(f"  ({time.perf_counter() - started_s:.0f} s)")
     return results
 
 

@@ -67,9 +67,9 @@ def run_wrk(url: str, connections: int, seconds: int, script: Path) -> WrkResult
     return result
 
 
-def warm_up(url: str, connections: int, script: Path) -> None:
-    """A short wrk run whose numbers are dropped (connections, JIT-free caches, pools)."""
-    run_wrk(url, connections, WARMUP_S, script)
+def warm_up(url: str, connections: int, script: Path) -> WrkResult:
+    """A short wrk run whose rate is not reported (connections, caches, pools)."""
+    return run_wrk(url, connections, WARMUP_S, script)
 
 
 def parse_wrk(output: str) -> WrkResult:

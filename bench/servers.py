@@ -38,11 +38,7 @@ class Server:
 
 @contextlib.contextmanager
 def jobwire_serve(backend_url: str, label: str) -> Iterator[Server]:
-    """Run `jobwire serve` on free REST and gRPC ports over ``backend_url``.
-
-    Its ``http://`` and ``grpc://`` URLs are also put in the environment, where spawned
-    SDK workers (systems.JobwireHttp / JobwireGrpc) find them.
-    """
+    """Run `jobwire serve` on free REST and gRPC ports over ``backend_url``."""
     http_port, grpc_port = _two_ports()
     env = {**os.environ, "JOBWIRE_BACKEND": backend_url, "JOBWIRE_LOG_LEVEL": "warning"}
     command = [sys.executable, "-m", "jobwire.cli", "serve", "--http-port", str(http_port),
@@ -50,9 +46,14 @@ def jobwire_serve(backend_url: str, label: str) -> Iterator[Server]:
     url = f"http://127.0.0.1:{http_port}"
     with _process(command, env) as process:
         _wait_http(f"{url}/readyz", process, label)
-        os.environ[SERVICE_URL_ENV] = url
-        os.environ[GRPC_URL_ENV] = f"grpc://127.0.0.1:{grpc_port}"
         yield Server(label, process.pid, url, f"127.0.0.1:{grpc_port}")
+
+
+def point_sdk_at(server: Server) -> None:
+    """Put the service's ``http://`` and ``grpc://`` URLs in the environment, where the
+    systems.JobwireHttp / JobwireGrpc adapters (and spawned SDK workers) find them."""
+    os.environ[SERVICE_URL_ENV] = server.http_url or ""
+    os.environ[GRPC_URL_ENV] = f"grpc://{server.grpc_target}"
 
 
 @contextlib.contextmanager
