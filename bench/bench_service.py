@@ -44,11 +44,12 @@ from pyspy import FORMATS, recording
 from servers import (
     BENCH_DIR,
     Server,
-    bare_grpc,
-    bare_rest,
+    bare_grpc_spec,
+    bare_rest_spec,
     cpu_seconds,
-    jobwire_serve,
+    jobwire_spec,
     point_sdk_at,
+    running,
 )
 from service_report import describe_environment, report
 from systems import SYSTEMS, BenchError
@@ -181,15 +182,19 @@ class Servers:
 @contextlib.contextmanager
 def started(ctx: Context, folder: str) -> Iterator[Servers]:
     """Start the run's four servers (each its own process, all idle until loaded)."""
-    with contextlib.ExitStack() as stack:
+    specs = [
+        jobwire_spec(ctx.redis_url, "Jobwire/Redis"),
+        jobwire_spec(f"sqlite:///{folder}/jobs.db", "Jobwire/SQLite"),
+        bare_rest_spec(ctx.redis_url),
+        bare_grpc_spec(),
+    ]
+    with running(*specs) as (jobwire, sqlite, rest, grpc_):
         yield Servers(
-            jobwire=Target("jobwire", stack.enter_context(
-                jobwire_serve(ctx.redis_url, "Jobwire/Redis"))),
-            sqlite=Target("sqlite", stack.enter_context(
-                jobwire_serve(f"sqlite:///{folder}/jobs.db", "Jobwire/SQLite"))),
-            bare_rest=Target("bare", stack.enter_context(bare_rest(ctx.redis_url))),
-            bare_grpc=Target("bare", stack.enter_context(bare_grpc())),
-        )  # fmt: skip
+            jobwire=Target("jobwire", jobwire),
+            sqlite=Target("sqlite", sqlite),
+            bare_rest=Target("bare", rest),
+            bare_grpc=Target("bare", grpc_),
+        )
 
 
 def measure_latencies(servers: Servers, run: int) -> RunValues:
@@ -269,7 +274,7 @@ def profile(ctx: Context, seconds: int) -> None:
     """py-spy on `jobwire serve` (Redis) during REST c32 and gRPC x32 loads; one SVG
     flame graph and one raw collapsed-stack file each, under bench/profiles/."""
     redis.Redis.from_url(ctx.redis_url).flushdb()
-    with jobwire_serve(ctx.redis_url, "Jobwire/Redis") as server:
+    with running(jobwire_spec(ctx.redis_url, "Jobwire/Redis")) as [server]:
         assert server.http_url is not None and server.grpc_target is not None
         url = server.http_url + ENQUEUE_PATH
         warm_up(url, PROFILE_CONCURRENCY, ctx.script)

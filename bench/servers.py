@@ -1,5 +1,8 @@
 """Starting the servers of the service-cost benchmark, one process each, on loopback:
-`jobwire serve` (over any store), the bare REST app and the bare gRPC echo."""
+`jobwire serve` (over any store), the bare REST app and the bare gRPC echo.
+
+Free ports are picked just before the start (another process could take one meanwhile:
+the server then fails to start and the benchmark says so)."""
 
 import contextlib
 import os
@@ -36,17 +39,73 @@ class Server:
     grpc_target: str | None = None
 
 
-@contextlib.contextmanager
-def jobwire_serve(backend_url: str, label: str) -> Iterator[Server]:
-    """Run `jobwire serve` on free REST and gRPC ports over ``backend_url``."""
-    http_port, grpc_port = _two_ports()
+@dataclass(frozen=True)
+class Spec:
+    """How to start one server and tell that it is ready.
+
+    Attributes:
+        label: What it is, for logs.
+        command: Its command line.
+        env: Its environment.
+        http_url: Its REST base URL, or None.
+        grpc_target: Its gRPC ``host:port``, or None.
+        ready_url: A URL that answers 200 once it serves (REST servers), or None (then
+            readiness is a gRPC channel to ``grpc_target``).
+    """
+
+    label: str
+    command: list[str]
+    env: dict[str, str]
+    http_url: str | None = None
+    grpc_target: str | None = None
+    ready_url: str | None = None
+
+
+def jobwire_spec(backend_url: str, label: str) -> Spec:
+    """`jobwire serve` on free REST and gRPC ports over ``backend_url``."""
+    http_port, grpc_port = _port(), _port()
     env = {**os.environ, "JOBWIRE_BACKEND": backend_url, "JOBWIRE_LOG_LEVEL": "warning"}
     command = [sys.executable, "-m", "jobwire.cli", "serve", "--http-port", str(http_port),
                "--grpc-port", str(grpc_port)]  # fmt: skip
     url = f"http://127.0.0.1:{http_port}"
-    with _process(command, env) as process:
-        _wait_http(f"{url}/readyz", process, label)
-        yield Server(label, process.pid, url, f"127.0.0.1:{grpc_port}")
+    return Spec(label, command, env, url, f"127.0.0.1:{grpc_port}", f"{url}/readyz")
+
+
+def bare_rest_spec(redis_url: str) -> Spec:
+    """The bare REST app (bench/bare_rest.py) over ``redis_url``."""
+    port = _port()
+    command = [sys.executable, str(BENCH_DIR / "bare_rest.py"), "--port", str(port),
+               "--redis-url", redis_url]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    return Spec("bare REST", command, dict(os.environ), http_url=url, ready_url=f"{url}/ping")
+
+
+def bare_grpc_spec() -> Spec:
+    """The bare gRPC echo (bench/bare_grpc.py)."""
+    port = _port()
+    command = [sys.executable, str(BENCH_DIR / "bare_grpc.py"), "--port", str(port)]
+    return Spec("bare gRPC", command, dict(os.environ), grpc_target=f"127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def running(*specs: Spec) -> Iterator[list[Server]]:
+    """Start every server at once, wait until each is ready, stop them all on exit."""
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for spec in specs:
+            processes.append(subprocess.Popen(spec.command, env=spec.env))
+        for spec, process in zip(specs, processes, strict=True):
+            if spec.ready_url is not None:
+                _wait_http(spec.ready_url, process, spec.label)
+            else:
+                _wait_grpc(spec.grpc_target or "", process)
+        yield [Server(s.label, p.pid, s.http_url, s.grpc_target)
+               for s, p in zip(specs, processes, strict=True)]  # fmt: skip
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            _reap(process)
 
 
 def point_sdk_at(server: Server) -> None:
@@ -56,48 +115,24 @@ def point_sdk_at(server: Server) -> None:
     os.environ[GRPC_URL_ENV] = f"grpc://{server.grpc_target}"
 
 
-@contextlib.contextmanager
-def bare_rest(redis_url: str) -> Iterator[Server]:
-    """Run the bare REST app (bench/bare_rest.py) over ``redis_url``."""
+_HANDED_OUT: set[int] = set()
+
+
+def _port() -> int:
+    """A free port not handed out before by this process (servers start together)."""
     port = free_port()
-    command = [sys.executable, str(BENCH_DIR / "bare_rest.py"), "--port", str(port),
-               "--redis-url", redis_url]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with _process(command, dict(os.environ)) as process:
-        _wait_http(f"{url}/ping", process, "bare REST")
-        yield Server("bare REST", process.pid, http_url=url)
+    while port in _HANDED_OUT:
+        port = free_port()
+    _HANDED_OUT.add(port)
+    return port
 
 
-@contextlib.contextmanager
-def bare_grpc() -> Iterator[Server]:
-    """Run the bare gRPC echo (bench/bare_grpc.py)."""
-    port = free_port()
-    command = [sys.executable, str(BENCH_DIR / "bare_grpc.py"), "--port", str(port)]
-    target = f"127.0.0.1:{port}"
-    with _process(command, dict(os.environ)) as process:
-        _wait_grpc(target, process)
-        yield Server("bare gRPC", process.pid, grpc_target=target)
-
-
-def _two_ports() -> tuple[int, int]:
-    first, second = free_port(), free_port()
-    while second == first:
-        second = free_port()
-    return first, second
-
-
-@contextlib.contextmanager
-def _process(command: list[str], env: dict[str, str]) -> Iterator["subprocess.Popen[bytes]"]:
-    process = subprocess.Popen(command, env=env)
+def _reap(process: "subprocess.Popen[bytes]") -> None:
     try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_http(url: str, process: "subprocess.Popen[bytes]", label: str) -> None:

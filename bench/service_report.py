@@ -78,11 +78,12 @@ def _rest(t: Table) -> list[str]:
     rows = [
         [str(c), f"{t.median(f'rest.jobwire.{c}'):,.0f}", f"{t.median(f'rest.bare.{c}'):,.0f}",
          t.ratio(f"rest.jobwire.{c}", f"rest.bare.{c}"),
-         f"{t.median(f'rest_cpu.jobwire.{c}'):,.0f} / {t.median(f'rest_cpu.bare.{c}'):,.0f}"]
+         f"{t.median(f'rest_cpu.jobwire.{c}'):,.0f} / {t.median(f'rest_cpu.bare.{c}'):,.0f}",
+         t.ratio(f"rest_cpu.jobwire.{c}", f"rest_cpu.bare.{c}")]
         for c in (1, 8, 32, 128)
     ]  # fmt: skip
     header = ["connections", "Jobwire (req/s)", "bare (req/s)", "Jobwire / bare",
-              "server CPU µs/req, Jobwire / bare"]  # fmt: skip
+              "server CPU µs/req, Jobwire / bare", "CPU/req ratio"]  # fmt: skip
     return ["### 1. REST enqueue capacity (wrk, `POST /v1/queues/bench/jobs`, Redis)", "",
             *_rows(header, rows)]  # fmt: skip
 
@@ -92,12 +93,13 @@ def _grpc(t: Table) -> list[str]:
         [str(n), f"{t.median(f'grpc.jobwire.{n}'):,.0f}", f"{t.median(f'grpc.bare.{n}'):,.0f}",
          t.ratio(f"grpc.jobwire.{n}", f"grpc.bare.{n}"),
          f"{t.median(f'grpc_client.jobwire.{n}'):.2f} / {t.median(f'grpc_client.bare.{n}'):.2f}",
-         f"{t.median(f'grpc_cpu.jobwire.{n}'):,.0f} / {t.median(f'grpc_cpu.bare.{n}'):,.0f}"]
+         f"{t.median(f'grpc_cpu.jobwire.{n}'):,.0f} / {t.median(f'grpc_cpu.bare.{n}'):,.0f}",
+         t.ratio(f"grpc_cpu.jobwire.{n}", f"grpc_cpu.bare.{n}")]
         for n in (1, 8, 32)
     ]  # fmt: skip
     header = ["in flight", "Jobwire (calls/s)", "bare echo (calls/s)", "Jobwire / bare",
               "load generator CPU (cores), Jobwire / bare",
-              "server CPU µs/call, Jobwire / bare"]  # fmt: skip
+              "server CPU µs/call, Jobwire / bare", "CPU/call ratio"]  # fmt: skip
     return ["### 2. gRPC `JobService/Enqueue` capacity (load_grpc.py, Redis)", "",
             *_rows(header, rows)]  # fmt: skip
 
@@ -142,6 +144,7 @@ def report(runs: Sequence[RunValues], environment: str) -> str:
     lines.append(
         f"Medians over {len(runs)} runs. Ratios: Jobwire over its bare limit, the median of "
         "the per-run ratios, (min-max) over the runs. Capacity: < 1 means Jobwire serves "
-        "less than the bare app; latency: the enqueue-to-start p50 in bare round trips."
+        "less than the bare app; CPU ratio: server CPU per request, Jobwire over bare (> 1: "
+        "Jobwire spends more); latency: the enqueue-to-start p50 in bare round trips."
     )
     return "\n".join(lines)
