@@ -67,7 +67,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Context:
-    """What every phase needs.
+    """What every measurement needs.
 
     Attributes:
         redis_url: The throwaway Redis.
