@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -34,6 +35,7 @@ def describe_environment(redis_url: str) -> str:
             f"- python {platform.python_version()}, redis-server {server['redis_version']}, "
             f"{_wrk_version()}",
             f"- {versions}",
+            f"- jobwire code measured: {_jobwire_source()}",
             f"- command: `{shlex.join([sys.executable, *sys.argv])}`",
         ]
     )
@@ -44,6 +46,20 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "(not installed)"
+
+
+def _jobwire_source() -> str:
+    """Where `jobwire` is imported from, and its git commit (+ "dirty" if changed)."""
+    import jobwire
+
+    folder = Path(jobwire.__file__).resolve().parent
+    commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    changed = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "."],
+                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+    if not commit:
+        return str(folder)
+    return f"{folder} at {commit}{' (with uncommitted changes)' if changed else ''}"
 
 
 def _wrk_version() -> str:
