@@ -4,7 +4,8 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 REDIS_PORT ?= 6379
 
-.PHONY: install install-dev lock run worker test test-quick lint bench proto openapi redis-binary redis-up postgres-binary go-toolchain node-binary
+.PHONY: install install-dev lock run worker test test-quick lint bench bench-service proto openapi \
+	redis-binary redis-up postgres-binary go-toolchain node-binary wrk-binary
 
 # Two installs, each from its lockfile (requirements/*.txt, pinned with hashes; `make lock`
 # rewrites them from pyproject.toml): `install` is what `make run` / `make worker` run
@@ -39,6 +40,12 @@ redis-binary:
 	@command -v redis-server >/dev/null || { \
 		echo "redis-server not found: installing it with apt-get"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+# bench/bench_service.py drives the REST load with wrk; install it if it is missing.
+wrk-binary:
+	@command -v wrk >/dev/null || { \
+		echo "wrk not found: installing it with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
 # tests/clients/test_go.py builds and tests the Go client (stdlib only, Go >= 1.19).
 go-toolchain:
@@ -97,3 +104,7 @@ proto: install-dev
 
 bench: install-dev redis-binary
 	$(BIN)/python bench/bench_redis.py
+
+# The service's own cost (issue 12): jobwire serve against bare FastAPI/grpc.aio apps.
+bench-service: install-dev redis-binary wrk-binary
+	$(BIN)/python bench/bench_service.py
