@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from jobwire.errors import JobwireError
+from jobwire.errors import Forbidden, JobwireError, Unauthenticated
 from jobwire.queue import Queue
 from jobwire.worker import Worker
 
@@ -219,6 +219,8 @@ async def _work(settings_path: str, burst: bool, concurrency: int | None) -> int
     worker = Worker(queue, burst=burst, **options)
     try:
         await worker.start()
+    except (Unauthenticated, Forbidden):
+        return 1  # the worker logged why, in one line
     finally:
         await queue.close()
     return 0
