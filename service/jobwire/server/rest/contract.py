@@ -33,7 +33,7 @@ class ErrorInfo(BaseModel):
     traceback: str
 
 
-class Job(BaseModel):
+class Job(BaseModel):  # type: ignore[no-redef]  # (pydantic plugin: a field "kwargs")
     """A job, as every route that answers with one shows it."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
@@ -65,7 +65,7 @@ class Job(BaseModel):
     worker: str | None = Field(description="Id of the worker that holds (or last held) it.")
 
 
-class EnqueuedJob(Job):
+class EnqueuedJob(Job):  # type: ignore[no-redef]
     """A job as enqueue answers it."""
 
     duplicate: bool = Field(
@@ -73,7 +73,7 @@ class EnqueuedJob(Job):
     )
 
 
-class LeasedJob(Job):
+class LeasedJob(Job):  # type: ignore[no-redef]
     """A job handed to a worker, with its attempt's lease token."""
 
     lease: str = Field(description="Send it with every heartbeat, complete and fail.")
