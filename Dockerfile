@@ -23,16 +23,15 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone: this layer is rebuilt only when the
-# dependency list changes, not on every source edit.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt \
+# Dependencies first, from the lockfile alone (jobwire[server], every version pinned and
+# hashed; `make lock` rewrites it): this layer is rebuilt only when the lock changes, not on
+# every source edit. The image holds what `jobwire serve` and `jobwire worker` run, no dev tools.
+COPY requirements/server.txt /tmp/requirements.txt
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt \
     && cp /tmp/requirements.txt /wheels/requirements.txt
 
 # Then the package itself (no dependencies: they are built above).
-COPY README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY service ./service
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
@@ -58,7 +57,7 @@ RUN groupadd --system --gid "${JOBWIRE_UID}" jobwire \
         --home-dir /app --shell /usr/sbin/nologin jobwire \
     && install -d -o "${JOBWIRE_UID}" -g "${JOBWIRE_UID}" -m 0750 /var/lib/jobwire
 
-# Dependencies (cached while pyproject.toml's dependency list is unchanged), then jobwire;
+# Dependencies (cached while the lockfile is unchanged), then jobwire;
 # the wheels are bind-mounted from the build stage, so none of them lands in a layer.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links /wheels -r /wheels/requirements.txt

@@ -4,15 +4,35 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 REDIS_PORT ?= 6379
 
-.PHONY: install run worker test lint bench proto openapi redis-binary redis-up postgres-binary go-toolchain
+.PHONY: install install-dev lock run worker test test-quick lint bench proto openapi redis-binary redis-up postgres-binary go-toolchain node-binary
 
-$(BIN)/jobwire: pyproject.toml
+# Two installs, each from its lockfile (requirements/*.txt, pinned with hashes; `make lock`
+# rewrites them from pyproject.toml): `install` is what `make run` / `make worker` run
+# (jobwire[server]), `install-dev` adds the test, lint and deploy-check tools (jobwire[dev]).
+$(VENV)/.installed-server: pyproject.toml requirements/server.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -r requirements/server.txt
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-install: $(BIN)/jobwire
+$(VENV)/.installed-dev: pyproject.toml requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements/dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@ $(VENV)/.installed-server
+
+install: $(VENV)/.installed-server
+
+install-dev: $(VENV)/.installed-dev
+
+# Re-pin both lockfiles after a change to pyproject.toml's dependencies (needs PyPI).
+lock: install-dev
+	$(BIN)/uv pip compile pyproject.toml --extra server --universal --python-version 3.11 \
+		--generate-hashes --quiet --custom-compile-command 'make lock' -o requirements/server.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes --quiet --custom-compile-command 'make lock' -o requirements/dev.txt
 
 # Tests start their own throwaway redis-server; install the binary if it is missing.
 redis-binary:
@@ -26,8 +46,14 @@ go-toolchain:
 		echo "go not found: installing golang-go with apt-get"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; }
 
+# tests/clients and tests/grpc run the TypeScript client and a Node.js gRPC client (Node >= 18).
+node-binary:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "node/npm not found: installing nodejs and npm with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+
 # Rewrite clients/openapi.json from the app; tests/clients/test_openapi.py fails while stale.
-openapi: install
+openapi: install-dev
 	$(BIN)/python clients/generate_openapi.py
 
 # Tests initdb their own throwaway PostgreSQL (tests/conftest.py); install the server
@@ -52,17 +78,22 @@ run: install
 worker: install
 	$(BIN)/jobwire worker examples.tasks.settings
 
-test: install redis-binary postgres-binary go-toolchain lint
+# pytest's addopts (pyproject.toml) run the tests in pytest-xdist workers.
+test: install-dev redis-binary postgres-binary go-toolchain node-binary lint
 	$(BIN)/pytest
 
-lint: install
+# The quick run: no lint, no tests marked slow.
+test-quick: install-dev redis-binary postgres-binary
+	$(BIN)/pytest -m "not slow"
+
+lint: install-dev
 	$(BIN)/ruff check service tests bench examples
 	$(BIN)/mypy
 
 # Regenerate the committed gRPC stubs (service/jobwire/v1/jobwire_pb2*) from protos/;
 # tests/grpc/test_grpc_stubs.py fails while they are out of date.
-proto: install
+proto: install-dev
 	$(BIN)/python protos/generate.py service
 
-bench: install redis-binary
+bench: install-dev redis-binary
 	$(BIN)/python bench/bench_redis.py

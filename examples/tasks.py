@@ -1,7 +1,9 @@
 """The seed's example, on Jobwire: a welcome email, an export with progress, a cron check.
 
-Run a worker over it with ``jobwire worker examples.tasks.settings`` and enqueue with
-``jobwire enqueue send_welcome_email --kwargs '{"user_id": 1, "email": "a@example.com"}'``.
+Run a worker over it with ``jobwire worker examples.tasks.settings`` (from the repository's
+root; it pulls from the service at ``$JOBWIRE_URL``, by default the local one) and enqueue
+with ``jobwire enqueue send_welcome_email --queue emails --kwargs '{"user_id": 1, "email":
+"a@example.com"}'``. The queue is ``emails`` (``$JOBWIRE_QUEUE`` names another).
 """
 
 import asyncio
@@ -12,7 +14,10 @@ from typing import Any
 from jobwire import CronJob, Queue
 
 log = logging.getLogger("examples.tasks")
-queue = Queue.from_url(os.environ.get("JOBWIRE_URL", "http://127.0.0.1:8080"))
+queue = Queue.from_url(
+    os.environ.get("JOBWIRE_URL", "http://127.0.0.1:8080"),
+    name=os.environ.get("JOBWIRE_QUEUE", "emails"),
+)
 
 
 class Mailer:

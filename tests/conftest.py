@@ -1,5 +1,7 @@
-"""Session-wide fixtures: throwaway Redis and PostgreSQL servers for the whole test run."""
+"""Session-wide fixtures: throwaway Redis and PostgreSQL servers for the whole test run
+(shared by every pytest-xdist worker)."""
 
+import contextlib
 import glob
 import itertools
 import os
@@ -11,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -61,18 +64,13 @@ def _wait_for_ping(proc: subprocess.Popen[bytes], port: int, log_path: str) -> N
     )
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """URL of a Redis server for the tests.
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A private, non-persistent ``redis-server`` on a free port; its URL (database 0).
 
-    Uses ``$JOBWIRE_TEST_REDIS_URL`` when set; otherwise starts a private, non-persistent
-    ``redis-server`` on a free port and stops it when the session ends.
+    Raises:
+        RuntimeError: There is no redis-server, or it did not start.
     """
-    url = os.environ.get(REDIS_URL_ENV)
-    if url:
-        yield url
-        return
-
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError(f"redis-server is not on PATH; install it or set ${REDIS_URL_ENV}")
@@ -105,11 +103,39 @@ def redis_url() -> Iterator[str]:
                 proc.wait(timeout=5)
 
 
+@pytest.fixture(scope="session")
+def redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """URL of a Redis server for the tests.
+
+    Uses the server the pytest-xdist controller shares with its workers, else
+    ``$JOBWIRE_TEST_REDIS_URL`` when set; otherwise starts a private, non-persistent
+    ``redis-server`` on a free port and stops it when the session ends.
+    """
+    url = shared_servers(pytestconfig).get("redis_url") or os.environ.get(REDIS_URL_ENV)
+    if url:
+        yield url
+        return
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+def private_redis_url(redis_url: str) -> Iterator[str]:
+    """URL of a redis-server of the test's own, for a test that disrupts its server (kills
+    its connections, say) while other tests use the shared one; ``redis_url`` when there is
+    no redis-server binary (``$JOBWIRE_TEST_REDIS_URL`` names the server to use)."""
+    if shutil.which("redis-server") is None:
+        yield redis_url
+        return
+    with redis_server() as url:
+        yield url
+
+
 POSTGRES_URL_ENV = "JOBWIRE_TEST_POSTGRES_URL"
 POSTGRES_START_TIMEOUT_S = 30
 POSTGRES_SETTINGS = {  # a disposable server: durability off, room for many small pools
     "listen_addresses": "127.0.0.1",
-    "max_connections": "300",
+    "max_connections": "500",  # shared by every xdist worker
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
@@ -210,19 +236,15 @@ def _start_postgres(bindir: str, user: str | None, tmp: str) -> int:
     raise AssertionError("unreachable")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """URL of a PostgreSQL server for the tests.
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A private PostgreSQL cluster, initdb'd in a temporary directory (as the ``postgres``
+    user when we are root) and started on a free port with durability off; its URL. Stopped
+    and removed on exit.
 
-    Uses ``$JOBWIRE_TEST_POSTGRES_URL`` when set; otherwise initdb's a private cluster in
-    a temporary directory (as the ``postgres`` user when we are root), starts it on a
-    free port with durability off, and stops and removes it when the session ends.
+    Raises:
+        RuntimeError: The server binaries are missing, or the server did not start.
     """
-    url = os.environ.get(POSTGRES_URL_ENV)
-    if url:
-        yield url
-        return
-
     bindir = _postgres_bindir()
     user = _postgres_user()
     tmp = tempfile.mkdtemp(prefix="jobwire-pg-")
@@ -242,3 +264,82 @@ def postgres_url() -> Iterator[str]:
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """URL of a PostgreSQL server for the tests.
+
+    Uses the server the pytest-xdist controller shares with its workers, else
+    ``$JOBWIRE_TEST_POSTGRES_URL`` when set; otherwise runs a private cluster
+    (``postgres_server``) for the session.
+    """
+    url = shared_servers(pytestconfig).get("postgres_url") or os.environ.get(POSTGRES_URL_ENV)
+    if url:
+        yield url
+        return
+    with postgres_server() as url:
+        yield url
+
+
+# Under pytest-xdist the controller starts the servers once and hands their addresses to
+# every worker (``pytest_configure_node``): one Redis, one PostgreSQL, one service per store
+# for the conformance suite and one for the REST and gRPC tests (``shared_services``) for
+# the whole run, instead of a set per worker, each worker paying their start-up
+# on a loaded machine. The tests keep out of each other's way as they do in one process:
+# every test uses queues of its own, and a test that disrupts a server starts its own.
+_SHARED_KEY = "jobwire_shared"
+_SHARED = pytest.StashKey[dict[str, Any]]()
+_SHARED_STOP = pytest.StashKey[contextlib.ExitStack]()
+
+
+def shared_servers(config: pytest.Config) -> dict[str, Any]:
+    """What the pytest-xdist controller started for this worker: ``redis_url``,
+    ``postgres_url`` and ``services`` (store -> ``GrpcService`` fields); empty when not
+    a worker."""
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    return dict(workerinput.get(_SHARED_KEY, {}))
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return (
+        config.getoption("dist", "no") != "no"
+        and bool(config.getoption("tx", None))
+        and not hasattr(config, "workerinput")
+        and not config.getoption("collectonly")
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On the pytest-xdist controller: start the servers the workers share."""
+    if not _is_xdist_controller(config):
+        return
+    from service_fixtures import shared_services  # a plugin of ours: imported once registered
+
+    with contextlib.ExitStack() as stack:
+        redis = os.environ.get(REDIS_URL_ENV) or stack.enter_context(redis_server())
+        postgres = os.environ.get(POSTGRES_URL_ENV) or stack.enter_context(postgres_server())
+        sqlite_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="jobwire-sqlite-"))
+        services = stack.enter_context(shared_services(redis, postgres, sqlite_dir))
+        config.stash[_SHARED_STOP] = stack.pop_all()  # all started: stopped at unconfigure
+    config.stash[_SHARED] = {
+        "redis_url": redis,
+        "postgres_url": postgres,
+        "services": {
+            store: {"http": s.http, "target": s.target, "log_path": s.log_path}
+            for store, s in services.items()
+        },
+    }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Hand a pytest-xdist worker the shared servers' addresses."""
+    node.workerinput[_SHARED_KEY] = node.config.stash[_SHARED]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the shared servers (services first, then the stores)."""
+    stack = config.stash.get(_SHARED_STOP, None)
+    if stack is not None:
+        stack.close()

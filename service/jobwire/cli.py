@@ -1,4 +1,9 @@
-"""The ``jobwire`` command: run workers, enqueue jobs and inspect queues."""
+"""The ``jobwire`` command: run the service or workers, enqueue and inspect jobs.
+
+Client commands (enqueue, status, jobs, retry, abort, delete, queues, info) talk to
+``--url``: the service (``http(s)://``, ``grpc(s)://``) or a store straight
+(``redis://``, ``postgresql://``, ``sqlite:///path.db``).
+"""
 
 import argparse
 import asyncio
@@ -7,16 +12,22 @@ import logging
 import multiprocessing
 import os
 import sys
+import time
+import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from jobwire.errors import Forbidden, JobwireError, Unauthenticated
+from jobwire.errors import Forbidden, InvalidJobState, JobNotFound, JobwireError, Unauthenticated
+from jobwire.job import Job, Status
 from jobwire.queue import Queue
 from jobwire.worker import Worker
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # client commands talk to the local service
+# What `jobwire serve` can own (the service's own URLs are for clients, not for serve).
+STORE_SCHEMES = ("redis", "rediss", "postgres", "postgresql", "postgresql+asyncpg", "sqlite")
 _WORKER_OPTIONS = (
     "functions",
     "cron_jobs",
@@ -27,44 +38,169 @@ _WORKER_OPTIONS = (
     "after_process",
     "shutdown_grace_s",
 )
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class CliError(Exception):
+    """A failure the command reports as one line (and exit code 1)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``jobwire`` console script."""
+    """Entry point of the ``jobwire`` console script.
+
+    Returns:
+        The exit code: 0 done, 1 failed (one line on stderr says why), 2 bad usage.
+    """
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "worker":
-        return _run_workers(args.settings, args.workers, args.burst, args.concurrency)
+    logging.basicConfig(level=args.log_level.upper(), format=_LOG_FORMAT)
     try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "worker":
+            return _run_workers(args.settings, args.workers, args.burst, args.concurrency)
         return asyncio.run(_client_command(args))
-    except (TimeoutError, JobwireError, OSError) as exc:  # OSError: the service is not up
-        print(f"jobwire {args.command}: {exc or type(exc).__name__}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # every failure: one line saying what to do
+        if args.log_level == "debug":
+            traceback.print_exc()
+        print(f"jobwire {args.command}: {explain(exc, args)}", file=sys.stderr)
         return 1
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jobwire", description=__doc__)
-    parser.add_argument(
-        "--log-level",
-        default=os.environ.get("JOBWIRE_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+def explain(exc: BaseException, args: argparse.Namespace) -> str:
+    """One line for a failure: what went wrong and, where it helps, what to do."""
+    url = _redacted(getattr(args, "url", None) or getattr(args, "backend", None) or "")
+    name = type(exc).__name__
+    if isinstance(exc, CliError):
+        return str(exc)
+    if args.command == "serve":
+        return f"{name}: {exc}"
+    if isinstance(exc, JobNotFound):
+        return f"no job {args.job_id!r} in queue {args.queue!r} (check the id, or pass --queue)"
+    if isinstance(exc, InvalidJobState):
+        return f"{exc}"
+    if isinstance(exc, TimeoutError):
+        return str(exc) or "timed out"
+    if isinstance(exc, ImportError) and "pip install" in str(exc):
+        return str(exc).split(" (")[0]  # names the extra to install
+    if name == "AioRpcError":  # grpc, not imported here (an extra)
+        code, details = exc.code().name, exc.details()  # type: ignore[attr-defined]
+        return f"{url}: gRPC {code}: {details} (is the service running? check --url)"
+    unreachable = isinstance(exc, OSError) or name in ("ConnectionError", "TimeoutError")
+    if unreachable or "Connection" in name:
+        reason = getattr(exc, "os_error", None) or exc  # aiohttp's own text says "ssl:default"
+        return f"cannot reach {url}: {reason} (is it running? set --url or $JOBWIRE_URL)"
+    if isinstance(exc, JobwireError | ValueError):
+        return str(exc)
+    return f"{name}: {exc} (--log-level debug shows the traceback)"
 
-    serve = commands.add_parser("serve", help="run the service (REST and gRPC)")
-    serve.add_argument("--backend", help="store URL (env JOBWIRE_BACKEND)")
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
+    parser = _Parser(
+        prog="jobwire", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"jobwire {version('jobwire')}")
+    levels = ["debug", "info", "warning", "error"]
+    level_help = "log level (env JOBWIRE_LOG_LEVEL; default info); debug also prints tracebacks"
+    default_level = os.environ.get("JOBWIRE_LOG_LEVEL", "info")
+    parser.add_argument("--log-level", default=default_level, choices=levels, help=level_help)
+    common = _Parser(add_help=False)  # so that it may come after the command too
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels, help=level_help)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(commands, common)
+    _worker_parser(commands, common)
+    client = _Parser(add_help=False, parents=[common])
+    client.add_argument(
+        "--url",
+        default=os.environ.get("JOBWIRE_URL", DEFAULT_URL),
+        help=f"the service or a store (env JOBWIRE_URL; default {DEFAULT_URL})",
+    )
+    client.add_argument("--queue", default="default", help="queue name (default: default)")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=[client])
+
+    enqueue = command("enqueue", "enqueue a job; prints it as JSON")
+    enqueue.add_argument("function", help="name of the task function")
+    enqueue.add_argument(
+        "--kwargs", type=_json_object, default={}, help="keyword arguments, a JSON object"
+    )
+    enqueue.add_argument("--timeout", type=float, help="seconds before the task is cancelled")
+    enqueue.add_argument("--retries", type=int, help="retries after the first attempt")
+    enqueue.add_argument(
+        "--ttl", type=int, help="seconds the finished job stays readable (0 forever)"
+    )
+    enqueue.add_argument("--key", help="dedup key: no second job while one with it is live")
+    enqueue.add_argument("--heartbeat", type=float, help="lease length in seconds")
+    when = enqueue.add_mutually_exclusive_group()
+    when.add_argument("--scheduled", type=float, help="Unix time before which it does not start")
+    when.add_argument("--delay", type=float, help="start no sooner than this many seconds")
+    enqueue.add_argument("--retry-delay", type=float, default=0.0, help="seconds before a retry")
+    enqueue.add_argument(
+        "--retry-backoff", action="store_true", help="double the retry delay at each retry"
+    )
+    enqueue.add_argument(
+        "--priority", type=int, default=0, help="-1000..1000, higher runs first (default 0)"
+    )
+    enqueue.add_argument(
+        "--wait", type=float, metavar="SECONDS", help="wait up to this long for the result"
+    )
+
+    status = command("status", "show a job as JSON")
+    status.add_argument("job_id", help="the job's id")
+    status.add_argument("--wait", type=float, metavar="SECONDS", help="wait until it finishes")
+
+    jobs = command("jobs", "list a queue's jobs, newest first (one line each)")
+    jobs.add_argument("--status", choices=[s.value for s in Status], help="only this status")
+    jobs.add_argument("--function", help="only jobs of this function")
+    jobs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    jobs.add_argument("--json", action="store_true", help="print JSON lines, every field")
+
+    for name, help_text in [
+        ("retry", "queue a finished (complete, failed, aborted) job again"),
+        ("abort", "abort a job (a running one stops when its worker hears)"),
+        ("delete", "delete a job, whatever its status"),
+    ]:
+        sub = command(name, help_text)
+        sub.add_argument("job_id", help="the job's id")
+        if name == "abort":
+            sub.add_argument("--error", default="aborted", help="the reason, kept on the job")
+
+    command("queues", "list the queues that hold jobs")
+    command("info", "show a queue's counts, workers and throughput")
+    return parser
+
+
+def _serve_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="run the service (REST and gRPC); needs jobwire[server]",
+        description="Run the service. Every flag is also a JOBWIRE_* environment variable.",
+    )
+    serve.add_argument(
+        "--backend",
+        help="store URL: redis://, rediss://, postgresql://, sqlite:///path.db "
+        "(env JOBWIRE_BACKEND; default sqlite:///jobwire.db)",
+    )
+    serve.add_argument("--host", help="bind address (env JOBWIRE_HOST; default 127.0.0.1)")
     serve.add_argument("--http-port", type=int, help="REST port (default 8080)")
     serve.add_argument("--grpc-port", type=int, help="gRPC port (default 50051; 0: no gRPC)")
     serve.add_argument("--tokens", help="'token:role,...' (env JOBWIRE_TOKENS)")
     serve.add_argument("--tokens-file", help="file of 'token:role' lines")
     serve.add_argument("--tls-cert", help="TLS certificate (PEM)")
     serve.add_argument("--tls-key", help="TLS private key (PEM)")
-    serve.add_argument("--log-format", choices=["text", "json"])
+    serve.add_argument("--log-format", choices=["text", "json"], help="log line format")
     serve.add_argument(
         "--insecure",
         action="store_true",
@@ -72,7 +208,14 @@ def _parser() -> argparse.ArgumentParser:
         help="allow binding a non-loopback address without tokens",
     )
 
-    worker = commands.add_parser("worker", help="run workers from a settings dict")
+
+def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    worker = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="run workers from a settings dict",
+        description="Run workers from a settings dict (SAQ's: queue, functions, ...).",
+    )
     worker.add_argument(
         "settings", help="dotted path to a settings dict, e.g. examples.tasks.settings"
     )
@@ -82,44 +225,91 @@ def _parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, help="jobs at once per process (overrides settings)"
     )
 
-    for name, help_text in [
-        ("enqueue", "enqueue a job"),
-        ("status", "show a job"),
-        ("abort", "abort a job"),
-        ("info", "show queue counts"),
-    ]:
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--url", default=os.environ.get("JOBWIRE_URL", DEFAULT_URL))
-        sub.add_argument("--queue", default="default")
-        if name == "enqueue":
-            sub.add_argument("function")
-            sub.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments")
-            sub.add_argument(
-                "--wait", type=float, help="wait up to this many seconds for the result"
-            )
-        elif name in ("status", "abort"):
-            sub.add_argument("job_id")
-    return parser
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"a\": 1}}': {text!r}")
+    return value
 
 
 async def _client_command(args: argparse.Namespace) -> int:
     async with Queue.from_url(args.url, name=args.queue) as queue:
         if args.command == "info":
-            _print(await queue.info())
-            return 0
-        if args.command == "enqueue":
-            job = await queue.enqueue(args.function, **_parse_kwargs(args.kwargs))
-            if job is not None and args.wait is not None:
-                job = await queue.wait(job, timeout=args.wait)
-        elif args.command == "abort":
-            job = await queue.abort(args.job_id)
+            info = await queue.info()
+            info.pop("scheduled", None)  # already in counts
+            _print(info)
+        elif args.command == "queues":
+            for name in await queue.queues():
+                print(name)
+        elif args.command == "jobs":
+            await _list_jobs(queue, args)
+        elif args.command == "enqueue":
+            return await _enqueue(queue, args)
+        elif args.command == "delete":
+            await queue.delete(args.job_id)
+            print(f"deleted {args.job_id}")
         else:
-            job = await queue.job(args.job_id)
-        if job is None:
-            print("no job (duplicate key, or no such id)", file=sys.stderr)
-            return 1
-        _print({f: getattr(job, f) for f in _JOB_FIELDS})
-        return 0
+            if args.command == "abort":
+                job = await queue.abort(args.job_id, error=args.error)
+            elif args.command == "retry":
+                job = await queue.retry(args.job_id)
+            elif args.wait is not None:
+                job = await queue.wait(args.job_id, timeout=args.wait)
+            else:
+                found = await queue.job(args.job_id)
+                if found is None:
+                    raise JobNotFound(args.job_id)
+                job = found
+            _print_job(job)
+    return 0
+
+
+async def _enqueue(queue: Queue, args: argparse.Namespace) -> int:
+    scheduled = args.scheduled or (time.time() + args.delay if args.delay else 0)
+    job = await queue.enqueue(
+        args.function,
+        timeout=args.timeout,
+        retries=args.retries,
+        ttl=args.ttl,
+        key=args.key,
+        heartbeat=args.heartbeat,
+        scheduled=scheduled,
+        retry_delay=args.retry_delay,
+        retry_backoff=args.retry_backoff,
+        priority=args.priority,
+        **args.kwargs,
+    )
+    if job is None:
+        raise CliError(
+            f"not enqueued: a job with key {args.key!r} is already queued, scheduled or "
+            f"active in queue {args.queue!r}"
+        )
+    if args.wait is not None:
+        job = await queue.wait(job, timeout=args.wait)
+    _print_job(job)
+    return 1 if job.status in (Status.FAILED, Status.ABORTED) else 0
+
+
+async def _list_jobs(queue: Queue, args: argparse.Namespace) -> None:
+    # The store filters by status; the function filter looks through a larger page.
+    fetch = args.limit if args.function is None else max(args.limit, 10_000)
+    jobs = [
+        job
+        for job in await queue.jobs(args.status, limit=fetch)
+        if args.function is None or job.function == args.function
+    ][: args.limit]
+    if args.json:
+        for job in jobs:
+            print(orjson.dumps(_job_fields(job), default=str).decode())
+        return
+    print(f"{'ID':36}  {'STATUS':9}  {'ATTEMPTS':8}  {'CREATED':19}  FUNCTION")
+    for job in jobs:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created))
+        print(f"{job.id:36}  {job.status:9}  {job.attempts:8}  {created:19}  {job.function}")
 
 
 _JOB_FIELDS = (
@@ -138,12 +328,39 @@ _JOB_FIELDS = (
 )
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
+def _job_fields(job: Job) -> dict[str, Any]:
+    return {f: getattr(job, f) for f in _JOB_FIELDS}
 
-    from jobwire.server.logs import configure_logging
-    from jobwire.server.serve import serve
-    from jobwire.server.settings import Settings
+
+def _print_job(job: Job) -> None:
+    _print(_job_fields(job))
+
+
+def _print(value: Any) -> None:
+    print(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password or token."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from pydantic import ValidationError
+
+        from jobwire.server.logs import configure_logging
+        from jobwire.server.serve import serve
+        from jobwire.server.settings import Settings
+    except ImportError as exc:
+        raise CliError(
+            f"the service needs `pip install 'jobwire[server]'` (missing: {exc.name})"
+        ) from exc
 
     flags = (
         "backend",
@@ -160,26 +377,33 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
     try:
         settings = Settings(log_level=args.log_level, **overrides)
-    except (ValidationError, ValueError, OSError) as exc:
-        print(f"jobwire serve: invalid configuration:\n{exc}", file=sys.stderr)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        print(f"jobwire serve: invalid configuration: {problems}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"jobwire serve: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    scheme = urlsplit(settings.backend).scheme.lower()
+    if scheme not in STORE_SCHEMES:
+        print(
+            f"jobwire serve: the backend must be a store the service owns: redis://, "
+            f"rediss://, postgresql://, or sqlite:///path.db; got {_redacted(settings.backend)!r}",
+            file=sys.stderr,
+        )
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    args.backend = settings.backend  # for the failure line
     serve(settings)
     return 0
 
 
-def _parse_kwargs(text: str) -> dict[str, Any]:
-    kwargs = orjson.loads(text)
-    if not isinstance(kwargs, dict):
-        raise SystemExit("--kwargs must be a JSON object")
-    return kwargs
-
-
-def _print(value: Any) -> None:
-    print(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
-
-
 def _run_workers(settings_path: str, processes: int, burst: bool, concurrency: int | None) -> int:
+    load_settings(settings_path)  # a bad path fails here, once, not in every child
     if processes <= 1:
         return asyncio.run(_work(settings_path, burst, concurrency))
     context = multiprocessing.get_context("spawn")
@@ -201,11 +425,16 @@ def _run_workers(settings_path: str, processes: int, burst: bool, concurrency: i
 
 
 def _child(settings_path: str, burst: bool, concurrency: int | None) -> None:
-    logging.basicConfig(
-        level=logging.getLogger().level or logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    sys.exit(asyncio.run(_work(settings_path, burst, concurrency)))
+    logging.basicConfig(level=logging.getLogger().level or logging.INFO, format=_LOG_FORMAT)
+    try:
+        code = asyncio.run(_work(settings_path, burst, concurrency))
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:
+        args = argparse.Namespace(url=os.environ.get("JOBWIRE_URL", ""), queue="", job_id="")
+        print(f"jobwire worker: {explain(exc, args)}", file=sys.stderr)
+        code = 1
+    sys.exit(code)
 
 
 async def _work(settings_path: str, burst: bool, concurrency: int | None) -> int:
@@ -230,15 +459,33 @@ def load_settings(path: str) -> dict[str, Any]:
     """Import ``package.module.attribute`` and return that settings dict.
 
     Raises:
-        SystemExit: The path does not name a dict with at least ``queue`` and ``functions``.
+        CliError: The path does not name a dict with at least ``queue`` and ``functions``
+            (the message says which part is wrong).
     """
     module_name, _, attribute = path.rpartition(".")
     if not module_name:
-        raise SystemExit(f"settings must be a dotted path like 'app.tasks.settings', got {path!r}")
-    sys.path.insert(0, os.getcwd())
-    settings = getattr(importlib.import_module(module_name), attribute, None)
-    if not isinstance(settings, dict) or "queue" not in settings or "functions" not in settings:
-        raise SystemExit(f"{path} must be a dict with at least 'queue' and 'functions'")
+        raise CliError(f"settings must be a dotted path like 'app.tasks.settings', got {path!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise CliError(
+                f"no module {exc.name!r} to import {path!r} from: run in the directory that "
+                "holds it, or add that directory to PYTHONPATH"
+            ) from exc
+        raise CliError(f"importing {module_name!r} failed: {exc}") from exc
+    except Exception as exc:
+        raise CliError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    if not hasattr(module, attribute):
+        raise CliError(f"module {module_name!r} has no {attribute!r} (a settings dict)")
+    settings = getattr(module, attribute)
+    if not isinstance(settings, dict):
+        raise CliError(f"{path} is a {type(settings).__name__}, not a settings dict")
+    missing = [key for key in ("queue", "functions") if key not in settings]
+    if missing:
+        raise CliError(f"{path} has no {' or '.join(map(repr, missing))} key")
     return settings
 
 

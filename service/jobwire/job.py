@@ -22,6 +22,28 @@ DEFAULT_LEASE_S = 30.0
 DEFAULT_TTL_S = 600  # also the Lua scripts' default for an absent ttl field
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """The one set of limits a job must keep, whatever the store and the path.
+
+    Every store represents these exactly: integers fit PostgreSQL's ``integer`` columns
+    (and ``attempts``, at most ``retries + 1``, does too), Redis's ``EXPIRE`` takes any
+    ttl, seconds and Unix times are finite doubles far from overflow, strings carry no NUL
+    (PostgreSQL's ``text`` refuses it), and JSON documents fit in one request.
+    """
+
+    function_chars: int = 200
+    key_chars: int = 512
+    retries_max: int = 1_000_000_000
+    ttl_max: int = 2**31 - 1  # about 68 years
+    seconds_max: float = 1e9  # timeout, heartbeat, retry_delay, retry_backoff: ~31 years
+    scheduled_max: float = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+    json_bytes: int = 512 * 1024  # kwargs, meta and result, each as JSON
+
+
+LIMITS = Limits()
+
+
 class Status(enum.StrEnum):
     """Where a job is in its lifecycle."""
 
@@ -196,25 +218,29 @@ class Job:
         return cls(lease=data.get("lease"), **fields)
 
     def validate(self) -> None:
-        """Check every option, raising ``TypeError``/``ValueError`` on a bad one."""
-        _check_type("function", self.function, str)
-        if not self.function:
-            raise ValueError("function must be a non-empty string")
+        """Check every option against ``LIMITS``, raising ``TypeError``/``ValueError``
+        (whose message names the field) on a bad one. Every path that stores a job calls
+        this first, so a job out of range is never stored."""
+        check_text("function", self.function, LIMITS.function_chars)
         _check_type("kwargs", self.kwargs, dict)
-        _check_type("key", self.key, (str, type(None)))
-        _check_number("timeout", self.timeout, allow_none=True, positive=True)
-        _check_number("heartbeat", self.heartbeat)
-        _check_number("scheduled", self.scheduled)
-        _check_number("retry_delay", self.retry_delay)
-        _check_int("retries", self.retries, minimum=0)
-        _check_int("ttl", self.ttl, minimum=-1)
+        if self.key is not None:
+            check_text("key", self.key, LIMITS.key_chars)
+        check_text("id", self.id, 200)
+        if "\x00" in self.queue:
+            raise ValueError("queue must not contain NUL characters")
+        seconds = LIMITS.seconds_max
+        _check_number("timeout", self.timeout, allow_none=True, positive=True, maximum=seconds)
+        _check_number("heartbeat", self.heartbeat, maximum=seconds)
+        _check_number("scheduled", self.scheduled, maximum=LIMITS.scheduled_max)
+        _check_number("retry_delay", self.retry_delay, maximum=seconds)
+        _check_int("retries", self.retries, minimum=0, maximum=LIMITS.retries_max)
+        _check_int("ttl", self.ttl, minimum=-1, maximum=LIMITS.ttl_max)
         _check_int("priority", self.priority, minimum=PRIORITY_MIN, maximum=PRIORITY_MAX)
         if not isinstance(self.retry_backoff, bool):
-            _check_number("retry_backoff", self.retry_backoff)
-        try:
-            orjson.dumps(self.kwargs)
-        except TypeError as exc:
-            raise TypeError(f"kwargs must be JSON-serializable: {exc}") from None
+            _check_number("retry_backoff", self.retry_backoff, maximum=seconds)
+        check_json("kwargs", self.kwargs)
+        if self.meta:
+            check_json("meta", self.meta)
 
 
 _PUBLIC_FIELDS = tuple(f for f in dataclasses.fields(Job) if f.name not in ("lease", "_owner"))
@@ -223,6 +249,43 @@ _PUBLIC_FIELDS = tuple(f for f in dataclasses.fields(Job) if f.name not in ("lea
 def now() -> float:
     """Current Unix time in seconds."""
     return time.time()
+
+
+def check_text(name: str, value: object, max_chars: int) -> None:
+    """A non-empty string of at most ``max_chars`` characters without NUL.
+
+    Raises:
+        TypeError: Not a string.
+        ValueError: Empty, too long, or with a NUL character.
+    """
+    _check_type(name, value, str)
+    assert isinstance(value, str)
+    if not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(value) > max_chars:
+        raise ValueError(f"{name} must be at most {max_chars} characters, got {len(value)}")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+
+
+def check_json(name: str, value: object) -> bytes:
+    """``value`` as JSON, within ``LIMITS.json_bytes`` (integers within 64 bits).
+
+    Returns:
+        The JSON text.
+
+    Raises:
+        TypeError: Not JSON-serializable.
+        ValueError: Larger than the limit.
+    """
+    try:
+        text = orjson.dumps(value)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be JSON-serializable: {exc}") from None
+    if len(text) > LIMITS.json_bytes:
+        raise ValueError(f"{name} must be at most {LIMITS.json_bytes} bytes as JSON, "
+                         f"got {len(text)}")  # fmt: skip
+    return text
 
 
 def _check_type(name: str, value: object, kind: type | tuple[type, ...]) -> None:
@@ -236,15 +299,25 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 def _check_number(
-    name: str, value: object, *, allow_none: bool = False, positive: bool = False
+    name: str,
+    value: object,
+    *,
+    allow_none: bool = False,
+    positive: bool = False,
+    maximum: float = LIMITS.seconds_max,
 ) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number < 0 or (positive and number == 0) or number > maximum:
         bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number {bound} and <= {maximum:g}, "
+                         f"got {value!r}")  # fmt: skip
 
 
 def _check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> None:

@@ -4,16 +4,17 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from jobwire.backends import backend_from_url
 from jobwire.backends.base import Backend, LeaseState, Outcome, PushesAborts
-from jobwire.errors import JobAborted, JobFailed, JobNotFound, StaleLease
+from jobwire.errors import JobAborted, JobFailed, JobNotFound, StaleLease, Unavailable
 from jobwire.job import DEFAULT_LEASE_S, NAME_PATTERN, ErrorInfo, Job, Status
 
 logger = logging.getLogger("jobwire.queue")
 THROUGHPUT_WINDOW_S = 300.0
+T = TypeVar("T")
 
 
 class Queue:
@@ -96,13 +97,34 @@ class Queue:
     def __repr__(self) -> str:
         return f"Queue(name={self.name!r}, backend={type(self.backend).__name__})"
 
+    async def _call(self, call: Awaitable[T], extra_s: float = 0.0) -> T:
+        """Await one store call within the backend's deadline (``call_timeout_s``, plus
+        ``extra_s`` for a call that waits on purpose): a stalled store is ``Unavailable``."""
+        limit = self.backend.call_timeout_s
+        if limit is None:
+            return await call
+        if self.backend.detach_on_timeout:  # its cleanup after a cancel may stall too
+            task = asyncio.ensure_future(call)
+            await asyncio.wait((task,), timeout=limit + extra_s)
+            if task.done():
+                return task.result()
+            task.cancel()
+            task.add_done_callback(_consume)  # let it finish cancelling in the background
+        else:
+            try:
+                async with asyncio.timeout(limit + extra_s):
+                    return await call
+            except TimeoutError:
+                pass
+        raise Unavailable(f"the store did not answer within {limit:g} s")
+
     async def connect(self) -> None:
         """Connect now (every method also connects on first use)."""
         if self._connected:
             return
         async with self._connect_lock:
             if not self._connected:
-                await self.backend.connect()
+                await self._call(self.backend.connect())
                 self._connected = True
 
     async def close(self) -> None:
@@ -211,13 +233,13 @@ class Queue:
     async def job(self, job_id: str) -> Job | None:
         """The job with that id, or ``None``."""
         await self.connect()
-        job = await self.backend.get(job_id)
+        job = await self._call(self.backend.get(job_id))
         return self._bind(job, job_id) if job else None
 
     async def find(self, job_id: str) -> Job | None:
         """The job with that id in any queue of this store, or ``None``."""
         await self.connect()
-        return await self.backend.find_job(job_id)
+        return await self._call(self.backend.find_job(job_id))
 
     async def watch(self, job_or_id: Job | str) -> AsyncIterator[Job | None]:
         """The job now and after each change until it is finished (``None``: deleted).
@@ -235,7 +257,8 @@ class Queue:
         """Up to ``limit`` jobs, optionally only those in one status."""
         await self.connect()
         wanted = Status(status) if status is not None else None
-        return [self._bind(job, job.id) for job in await self.backend.list_jobs(wanted, limit)]
+        listed = await self._call(self.backend.list_jobs(wanted, limit))
+        return [self._bind(job, job.id) for job in listed]
 
     async def abort(self, job_or_id: Job | str, error: str = "aborted") -> Job:
         """Abort a job: a queued one at once, an active one as soon as its worker hears.
@@ -249,7 +272,7 @@ class Queue:
         """
         await self.connect()
         job_id = _job_id(job_or_id)
-        job = await self.backend.abort(job_id, ErrorInfo("Aborted", error))
+        job = await self._call(self.backend.abort(job_id, ErrorInfo("Aborted", error)))
         logger.info("abort requested for job %s: %s", job_id, error)
         return self._bind(job, job_id)
 
@@ -262,7 +285,7 @@ class Queue:
         """
         await self.connect()
         job_id = _job_id(job_or_id)
-        return self._bind(await self.backend.retry(job_id), job_id)
+        return self._bind(await self._call(self.backend.retry(job_id)), job_id)
 
     async def delete(self, job_or_id: Job | str) -> None:
         """Delete a job whatever its status (a worker running it loses its lease).
@@ -272,7 +295,7 @@ class Queue:
         """
         await self.connect()
         job_id = _job_id(job_or_id)
-        if not await self.backend.delete(job_id):
+        if not await self._call(self.backend.delete(job_id)):
             raise JobNotFound(f"no job {job_id!r} in queue {self.name!r}")
 
     async def info(self) -> dict[str, Any]:
@@ -284,23 +307,23 @@ class Queue:
             "counts": {status.value: count for status, count in counts.items()},
             "scheduled": counts[Status.SCHEDULED],
             "workers": await self.workers(),
-            "finished_per_s": await self.backend.throughput(THROUGHPUT_WINDOW_S),
+            "finished_per_s": await self._call(self.backend.throughput(THROUGHPUT_WINDOW_S)),
         }
 
     async def counts(self) -> dict[Status, int]:
         """Number of jobs in each status."""
         await self.connect()
-        return await self.backend.counts()
+        return await self._call(self.backend.counts())
 
     async def workers(self) -> list[dict[str, Any]]:
         """Workers seen in the last minute, each with ``id``, ``seen`` and what it said."""
         await self.connect()
-        return await self.backend.workers()
+        return await self._call(self.backend.workers())
 
     async def queues(self) -> list[str]:
         """Names of every queue the store holds jobs for (sorted)."""
         await self.connect()
-        return await self.backend.queues()
+        return await self._call(self.backend.queues())
 
     async def update(
         self, job: Job, *, progress: float | None = None, meta: dict[str, Any] | None = None
@@ -313,7 +336,9 @@ class Queue:
         if progress is not None and not 0 <= progress <= 1:
             raise ValueError(f"progress must be between 0 and 1, got {progress}")
         merged = {**job.meta, **meta} if meta is not None else None
-        if job.lease is None or not await self.backend.update(job.id, job.lease, progress, merged):
+        if job.lease is None or not await self._call(
+            self.backend.update(job.id, job.lease, progress, merged)
+        ):
             raise StaleLease(f"job {job.id}: this attempt no longer holds the lease")
         if progress is not None:
             job.progress = progress
@@ -330,7 +355,7 @@ class Queue:
             How many jobs were reclaimed.
         """
         await self.connect()
-        return await self.backend.sweep(limit)
+        return await self._call(self.backend.sweep(limit))
 
     # Worker-side primitives, used by Worker (and by the network service).
 
@@ -354,22 +379,24 @@ class Queue:
             The leased jobs and the seconds until the next scheduled job (or ``None``).
         """
         await self.connect()
-        jobs, next_due_s = await self.backend.lease_or_wait(worker_id, max_jobs, wait_s, stop)
+        jobs, next_due_s = await self._call(
+            self.backend.lease_or_wait(worker_id, max_jobs, wait_s, stop), extra_s=wait_s
+        )
         for job in jobs:
             job._owner = self
         return jobs, next_due_s
 
     async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
         """Extend ``(job_id, lease)`` leases; each job's state comes back."""
-        return await self.backend.renew(leases)
+        return await self._call(self.backend.renew(leases))
 
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Record how attempts ended; ``False`` where the lease was stale."""
-        return await self.backend.settle(outcomes)
+        return await self._call(self.backend.settle(outcomes))
 
     async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
         """Record that a worker is alive, with what it says of itself."""
-        await self.backend.touch_worker(worker_id, info)
+        await self._call(self.backend.touch_worker(worker_id, info))
 
     def wake_local(self) -> None:
         """Wake this process's waiting leases now (new work was just stored)."""
@@ -384,7 +411,7 @@ class Queue:
     async def stop_leasing(self, worker_id: str) -> None:
         """``worker_id`` takes no more jobs: hand back any pushed for it ahead of a lease."""
         if isinstance(self.backend, PushesAborts):
-            await self.backend.stop_leasing(worker_id)
+            await self._call(self.backend.stop_leasing(worker_id))
 
     async def put(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         """Store validated jobs in one round trip.
@@ -397,7 +424,7 @@ class Queue:
             job.queue = self.name
             job.validate()
         await self.connect()
-        pairs = await self.backend.enqueue(jobs)
+        pairs = await self._call(self.backend.enqueue(jobs))
         for job, created in pairs:
             job._owner = self
             if created:
@@ -449,3 +476,9 @@ _OPTION_NAMES = frozenset(_DEFAULTS)
 
 def _job_id(job_or_id: Job | str) -> str:
     return job_or_id.id if isinstance(job_or_id, Job) else job_or_id
+
+
+def _consume(task: "asyncio.Future[Any]") -> None:
+    """Retrieve a detached call's outcome (it no longer has a caller)."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("a store call past its deadline ended with %r", task.exception())

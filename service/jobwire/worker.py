@@ -161,8 +161,12 @@ class Worker:
         if self._started:
             raise RuntimeError("a Worker can be started once")
         self._started = True
-        await self.queue.connect()
-        await self._hook("startup", self.ctx)
+        try:
+            await self.queue.connect()
+            await self._hook("startup", self.ctx)
+        except BaseException:
+            self._stopped.set()  # a stop() waiting on a worker that never ran returns
+            raise
         await _logged(self.queue.touch_worker(self.id, self._describe()), "touch")
         logger.info(
             "worker %s started on queue %s: %s",

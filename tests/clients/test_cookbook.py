@@ -5,7 +5,10 @@ import re
 import subprocess
 from uuid import uuid4
 
+import pytest
 from clients_helpers import CLIENTS, TOKENS, Service
+
+pytestmark = pytest.mark.slow
 
 MARKER = "<!-- curl-cookbook -->"
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from clients_helpers import GO, Service, run
 
+pytestmark = pytest.mark.slow
+
 GO_TEST_TIMEOUT_S = 150  # a cold build cache compiles net/http and friends first
 
 

@@ -25,6 +25,8 @@ from jobwire import Queue, Worker
 from jobwire.errors import JobFailed
 from jobwire.job import Job, Status
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("typescript")]  # one build
+
 NODE_SUITE_TIMEOUT_S = 120
 
 

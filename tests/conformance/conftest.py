@@ -1,7 +1,8 @@
 """Fixtures shared by the conformance suite.
 
-Every test here runs once per queue implementation listed in ``IMPLEMENTATIONS``; each
-gets a freshly named queue, so tests never see each other's jobs.
+Every test here runs once per queue implementation listed in ``IMPLEMENTATIONS``: each
+store directly, and the service over each store through both of its APIs. Each test gets a
+freshly named queue, so tests never see each other's jobs.
 """
 
 import asyncio
@@ -9,32 +10,41 @@ import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 from uuid import uuid4
 
 import pytest
+from service_fixtures import GrpcService
+from timing import QUEUE_LEASE_S, seconds
 
 from jobwire import Job, Queue, Status, Worker
 
-# Implementation name -> name of the fixture that yields its URL. Adding a backend to the
-# conformance suite is one entry here (plus the fixture that provides its URL).
-IMPLEMENTATIONS: dict[str, str] = {
-    "redis": "conformance_redis_url",
-    "postgres": "postgres_url",
-    "sqlite": "sqlite_url",
-    "http": "service_url",
-    "grpc": "grpc_url",
+Via = Literal["store", "http", "grpc"]
+
+# Implementation id -> the fixture that provides it, and how the SDK reaches it: "store"
+# fixtures yield a store's URL, the others a service (tests/service_fixtures.py) that
+# serves both APIs, so one process per store carries its "http-" and "grpc-" rows. Adding
+# a backend to the conformance suite is entries here (plus the fixture that provides it).
+IMPLEMENTATIONS: dict[str, tuple[str, Via]] = {
+    "redis": ("conformance_redis_url", "store"),
+    "postgres": ("postgres_url", "store"),
+    "sqlite": ("sqlite_url", "store"),
+    "http-redis": ("redis_service", "http"),
+    "http-postgres": ("postgres_service", "http"),
+    "http-sqlite": ("sqlite_service", "http"),
+    "grpc-redis": ("redis_service", "grpc"),
+    "grpc-postgres": ("postgres_service", "grpc"),
+    "grpc-sqlite": ("sqlite_service", "grpc"),
 }
 
 # Short intervals keep the suite fast; tests override them per worker when needed.
 WORKER_DEFAULTS: dict[str, Any] = {
-    "poll_interval_s": 0.1,
-    "sweep_interval_s": 0.2,
+    "poll_interval_s": seconds(0.1),
+    "sweep_interval_s": seconds(0.2),
     "shutdown_grace_s": 1,
     "handle_signals": False,
 }
 
-QUEUE_LEASE_S = 2.0
 WORKER_EXIT_TIMEOUT_S = 10.0
 
 Predicate = Callable[[], Any]
@@ -48,7 +58,12 @@ def unique_queue_name() -> str:
 @pytest.fixture(params=list(IMPLEMENTATIONS))
 def queue_url(request: pytest.FixtureRequest) -> str:
     """URL of the queue implementation under test."""
-    return str(request.getfixturevalue(IMPLEMENTATIONS[request.param]))
+    fixture, via = IMPLEMENTATIONS[request.param]
+    provided = request.getfixturevalue(fixture)
+    if via == "store":
+        return str(provided)
+    assert isinstance(provided, GrpcService), provided
+    return provided.http if via == "http" else provided.url
 
 
 @pytest.fixture
@@ -59,7 +74,8 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 async def queue(queue_url: str) -> AsyncIterator[Queue]:
-    """A queue with a unique name and a 2 s default lease, closed after the test."""
+    """A queue with a unique name and a default lease of ``QUEUE_LEASE_S``, closed after
+    the test."""
     q = Queue.from_url(queue_url, name=unique_queue_name(), lease_s=QUEUE_LEASE_S)
     try:
         yield q

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 import pytest
+from timing import seconds
 
 from jobwire import JobNotFound, Queue, Status
 
@@ -115,11 +116,11 @@ async def test_abort_unknown_job_raises(queue: Queue) -> None:
 
 
 async def test_aborting_job_of_dead_worker_ends_aborted(queue: Queue) -> None:
-    job = await queue.enqueue("task", heartbeat=1, retries=2)
+    job = await queue.enqueue("task", heartbeat=seconds(1), retries=2)
     assert job is not None
     await queue.lease("dead-worker", 1)
     assert (await queue.abort(job, error="bye")).status is Status.ABORTING
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(seconds(1.2))
     assert await queue.sweep() == 1
     done = await queue.job(job.id)
     assert done is not None

@@ -6,6 +6,8 @@ import re
 import time
 from typing import Any
 
+import pytest
+
 from jobwire import CronJob, Queue, Status
 
 # Queue name -> [(job id, kwargs, start time)], filled by the cron tasks below.
@@ -20,6 +22,7 @@ async def cron_tick(ctx: dict[str, Any], **kwargs: Any) -> str:
     return ctx["job"].id
 
 
+@pytest.mark.slow
 async def test_two_workers_run_each_tick_exactly_once(
     queue: Queue, make_queue: Any, running_worker: Any
 ) -> None:
@@ -50,6 +53,7 @@ async def test_two_workers_run_each_tick_exactly_once(
         assert job.attempts == 1
 
 
+@pytest.mark.slow
 async def test_cron_job_passes_kwargs_and_runs_on_its_tick(
     queue: Queue, running_worker: Any, eventually: Any
 ) -> None:

@@ -126,6 +126,9 @@ def test_unknown_url_scheme_raises_value_error_naming_schemes() -> None:
 class _Opaque:
     """A value JSON cannot encode."""
 
+    def __repr__(self) -> str:  # the same test id in every process (pytest-xdist)
+        return "_Opaque()"
+
 
 @pytest.mark.parametrize(
     ("options", "error"),

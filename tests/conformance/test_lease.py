@@ -4,11 +4,13 @@ import asyncio
 from typing import Any
 
 import pytest
+from timing import QUEUE_LEASE_S, seconds
 
 from jobwire import Queue, StaleLease, Status
 from jobwire.backends.base import Outcome
 
-HEARTBEAT_S = 1
+HEARTBEAT_S = seconds(1)
+EXPIRY_SLACK_S = seconds(0.2)  # a sleep this much past a lease's end sees it expired
 
 
 async def _lease_as_dead_worker(queue: Queue, **options: Any) -> Any:
@@ -40,7 +42,7 @@ async def test_dead_workers_job_is_failed_after_heartbeat(queue: Queue) -> None:
     assert await queue.sweep() == 0, "lease reclaimed before it expired"
     assert (await queue.job(leased.id)).status is Status.ACTIVE  # type: ignore[union-attr]
 
-    await asyncio.sleep(HEARTBEAT_S + 0.2)
+    await asyncio.sleep(HEARTBEAT_S + EXPIRY_SLACK_S)
     assert await queue.sweep() == 1
     done = await queue.job(leased.id)
     assert done is not None
@@ -53,7 +55,7 @@ async def test_dead_workers_job_is_failed_after_heartbeat(queue: Queue) -> None:
 
 async def test_dead_workers_job_is_retried_when_retries_left(queue: Queue) -> None:
     leased = await _lease_as_dead_worker(queue, retries=1)
-    await asyncio.sleep(HEARTBEAT_S + 0.2)
+    await asyncio.sleep(HEARTBEAT_S + EXPIRY_SLACK_S)
     assert await queue.sweep() == 1
     requeued = await queue.job(leased.id)
     assert requeued is not None
@@ -66,14 +68,15 @@ async def test_dead_workers_job_is_retried_when_retries_left(queue: Queue) -> No
     assert second[0].lease != leased.lease
 
 
+@pytest.mark.slow
 async def test_heartbeat_zero_uses_the_queues_lease(queue: Queue) -> None:
-    # The queue fixture has lease_s=2.0.
+    # The queue fixture's lease is QUEUE_LEASE_S.
     job = await queue.enqueue("task")
     assert job is not None
     await queue.lease("dead-worker", 1)
-    await asyncio.sleep(1.2)
-    assert await queue.sweep() == 0, "reclaimed after 1.2 s although the lease is 2 s"
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.6 * QUEUE_LEASE_S)
+    assert await queue.sweep() == 0, f"reclaimed within 60% of the {QUEUE_LEASE_S} s lease"
+    await asyncio.sleep(0.5 * QUEUE_LEASE_S)
     assert await queue.sweep() == 1
     done = await queue.job(job.id)
     assert done is not None
@@ -84,10 +87,10 @@ async def test_heartbeat_zero_uses_the_queues_lease(queue: Queue) -> None:
 async def test_renewed_lease_is_not_reclaimed(queue: Queue) -> None:
     leased = await _lease_as_dead_worker(queue)
     for _ in range(4):
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.4 * HEARTBEAT_S)
         assert await queue.renew([(leased.id, leased.lease)]) == ["active"]
         assert await queue.sweep() == 0
-    # 1.6 s in: well past the 1 s heartbeat, but renewed all along.
+    # 1.6 heartbeats in: well past the heartbeat, but renewed all along.
     stored = await queue.job(leased.id)
     assert stored is not None and stored.status is Status.ACTIVE
 
@@ -95,7 +98,7 @@ async def test_renewed_lease_is_not_reclaimed(queue: Queue) -> None:
 async def test_stale_lease_is_refused(queue: Queue) -> None:
     old = await _lease_as_dead_worker(queue, retries=1)
     old_token = old.lease
-    await asyncio.sleep(HEARTBEAT_S + 0.2)
+    await asyncio.sleep(HEARTBEAT_S + EXPIRY_SLACK_S)
     assert await queue.sweep() == 1
 
     [new], _ = await queue.lease("new-worker", 1)
@@ -146,9 +149,10 @@ async def test_renew_reports_each_lease_state(queue: Queue) -> None:
     assert states == ["active", "aborting", "lost", "lost"]
 
 
+@pytest.mark.slow
 async def test_running_worker_renews_its_leases(queue: Queue, running_worker: Any) -> None:
     async def long_task(ctx: dict[str, Any]) -> str:
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(2.5 * HEARTBEAT_S)
         return "survived"
 
     async with running_worker(queue, [long_task]):

@@ -131,6 +131,7 @@ async def _attempt_gaps(
     return [b - a for a, b in itertools.pairwise(starts)]
 
 
+@pytest.mark.slow
 async def test_retry_backoff_doubles_with_jitter(queue: Queue, running_worker: Any) -> None:
     # delay_n = 0.3 * 2**(n-1), jittered into [delay_n / 2, delay_n].
     gaps = await _attempt_gaps(queue, running_worker, 4, retry_delay=0.3, retry_backoff=True)
@@ -139,6 +140,7 @@ async def test_retry_backoff_doubles_with_jitter(queue: Queue, running_worker: A
     assert 0.6 <= gaps[2] <= 1.2 + SCHEDULING_SLACK_S, gaps
 
 
+@pytest.mark.slow
 async def test_numeric_retry_backoff_caps_the_delay(queue: Queue, running_worker: Any) -> None:
     # Uncapped, the third gap would be in [0.8, 1.6]; the cap keeps every gap <= 0.4.
     gaps = await _attempt_gaps(queue, running_worker, 4, retry_delay=0.4, retry_backoff=0.4)

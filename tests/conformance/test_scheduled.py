@@ -13,6 +13,7 @@ START_LATENESS_S = 0.25
 CLOCK_SLACK_S = 0.02
 
 
+@pytest.mark.slow
 async def test_scheduled_job_waits_then_starts_promptly(
     queue: Queue, running_worker: Any, wait_status: Any
 ) -> None:

@@ -4,6 +4,8 @@ import asyncio
 import time
 from typing import Any
 
+from timing import seconds
+
 from jobwire import Queue, Status, Worker
 
 
@@ -92,7 +94,7 @@ async def test_start_returns_after_stop(queue: Queue) -> None:
     async def task(ctx: dict[str, Any]) -> None:
         pass
 
-    worker = Worker(queue, functions=[task], poll_interval_s=0.1, handle_signals=False)
+    worker = Worker(queue, functions=[task], poll_interval_s=seconds(0.1), handle_signals=False)
     runner = asyncio.create_task(worker.start())
     try:
         await asyncio.sleep(0.2)

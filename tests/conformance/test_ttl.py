@@ -3,6 +3,8 @@
 import asyncio
 from typing import Any
 
+import pytest
+
 from jobwire import Queue, Status
 
 
@@ -24,6 +26,7 @@ async def test_ttl_minus_one_deletes_the_job_when_finished(
     assert (await queue.info())["counts"]["complete"] == 0
 
 
+@pytest.mark.slow
 async def test_ttl_expires_finished_job_but_zero_keeps_it(
     queue: Queue, running_worker: Any, eventually: Any
 ) -> None:
@@ -47,6 +50,7 @@ async def test_ttl_expires_finished_job_but_zero_keeps_it(
     assert kept.result == "ok"
 
 
+@pytest.mark.slow
 async def test_ttl_does_not_expire_live_jobs(queue: Queue) -> None:
     job = await queue.enqueue("task", ttl=1)
     assert job is not None

@@ -4,6 +4,9 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+from timing import seconds
+
 from jobwire import Queue, Status, Worker
 
 
@@ -101,6 +104,7 @@ async def test_unknown_function_fails_without_retries(queue: Queue, running_work
     assert done.attempts == 1
 
 
+@pytest.mark.slow
 async def test_concurrency_limits_parallel_tasks(queue: Queue, running_worker: Any) -> None:
     running = 0
     peak = 0
@@ -146,7 +150,9 @@ async def test_burst_worker_drains_the_queue_and_exits(queue: Queue) -> None:
         return name
 
     jobs = [await queue.enqueue("task", name=f"j{i}") for i in range(4)]
-    worker = Worker(queue, functions=[task], burst=True, poll_interval_s=0.1, handle_signals=False)
+    worker = Worker(
+        queue, functions=[task], burst=True, poll_interval_s=seconds(0.1), handle_signals=False
+    )
     await asyncio.wait_for(worker.start(), timeout=10)
     assert sorted(done_names) == ["j0", "j1", "j2", "j3"]
     for job in jobs:
@@ -160,7 +166,9 @@ async def test_burst_worker_on_an_empty_queue_exits_at_once(queue: Queue) -> Non
     async def task(ctx: dict[str, Any]) -> None:
         pass
 
-    worker = Worker(queue, functions=[task], burst=True, poll_interval_s=0.1, handle_signals=False)
+    worker = Worker(
+        queue, functions=[task], burst=True, poll_interval_s=seconds(0.1), handle_signals=False
+    )
     t0 = time.monotonic()
     await asyncio.wait_for(worker.start(), timeout=10)
     assert time.monotonic() - t0 < 2.0

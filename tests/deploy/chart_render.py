@@ -31,6 +31,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "backend": {"existingSecret": {"name": "jobwire-db", "key": "postgres-url"}},
         "replicaCount": 3,
     },
+    # REST only: no gRPC server, workers pull over http://.
+    "rest-only": {
+        "grpc": {"enabled": False},
+        "workers": [{"name": "emails", "command": ["jobwire", "worker", "app.tasks.settings"]}],
+    },
     # Every optional part switched on.
     "everything": {
         "redis": {"enabled": True, "persistence": {"enabled": True, "size": "2Gi"}},

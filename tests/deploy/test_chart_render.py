@@ -22,6 +22,8 @@ from chart_render import (
 
 from jobwire.server.auth import Role, parse_tokens
 
+pytestmark = pytest.mark.xdist_group("chart-render")  # each render once
+
 NAME = fullname()
 
 
@@ -33,6 +35,11 @@ def defaults() -> Rendered:
 @pytest.fixture(scope="module")
 def everything() -> Rendered:
     return render(VALUE_SETS["everything"])
+
+
+@pytest.fixture(scope="module")
+def rest_only() -> Rendered:
+    return render(VALUE_SETS["rest-only"])
 
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
@@ -102,14 +109,14 @@ def test_service_pod_is_locked_down(defaults: Rendered) -> None:
 def test_probes_hit_health_and_readiness_on_the_http_port(defaults: Rendered) -> None:
     (container,) = containers(defaults.get("Deployment", NAME))
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"http": 8080}
+    assert ports == {"http": 8080, "grpc": 50051}  # gRPC is on by default
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["startupProbe"]["httpGet"]["port"] == "http"
     service = defaults.get("Service", NAME)
-    assert service["spec"]["ports"] == [
-        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
-    ]
+    assert service["spec"]["ports"][0] == {
+        "name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"
+    }  # fmt: skip
     assert service["spec"]["selector"] == pod_labels(defaults.get("Deployment", NAME))
 
 
@@ -199,30 +206,33 @@ def test_hpa_takes_over_the_replica_count(everything: Rendered) -> None:
     assert cpu["resource"]["name"] == "cpu"
 
 
-def test_grpc_adds_the_port_and_the_flag(everything: Rendered, defaults: Rendered) -> None:
-    (container,) = containers(everything.get("Deployment", NAME))
+def test_grpc_adds_the_port_and_the_flag(defaults: Rendered, rest_only: Rendered) -> None:
+    (container,) = containers(defaults.get("Deployment", NAME))  # on by default
     assert container["command"] == ["jobwire", "serve"]
     assert container["args"] == ["--grpc-port", "50051"]
     assert {"name": "grpc", "containerPort": 50051, "protocol": "TCP"} in container["ports"]
-    ports = {p["name"]: p for p in everything.get("Service", NAME)["spec"]["ports"]}
+    ports = {p["name"]: p for p in defaults.get("Service", NAME)["spec"]["ports"]}
     assert ports["grpc"]["port"] == 50051 and ports["grpc"]["targetPort"] == "grpc"
-    assert "JOBWIRE_GRPC_PORT" not in everything.get("ConfigMap", NAME)["data"]
+    assert "JOBWIRE_GRPC_PORT" not in defaults.get("ConfigMap", NAME)["data"]
     # Disabled: no flag, no port, and the service is told to start no gRPC server.
-    (plain,) = containers(defaults.get("Deployment", NAME))
+    (plain,) = containers(rest_only.get("Deployment", NAME))
     assert "args" not in plain
     assert [port["name"] for port in plain["ports"]] == ["http"]
-    assert defaults.get("ConfigMap", NAME)["data"]["JOBWIRE_GRPC_PORT"] == "0"
+    assert rest_only.get("ConfigMap", NAME)["data"]["JOBWIRE_GRPC_PORT"] == "0"
+    # ... and its workers pull over REST.
+    (worker,) = containers(rest_only.get("Deployment", f"{NAME}-worker-emails"))
+    assert container_env(rest_only, worker)["JOBWIRE_URL"] == f"http://{NAME}:8080"
 
 
 def test_worker_groups_reach_the_service_with_the_worker_token(everything: Rendered) -> None:
-    service_port = everything.get("Service", NAME)["spec"]["ports"][0]["port"]
+    ports = {p["name"]: p["port"] for p in everything.get("Service", NAME)["spec"]["ports"]}
     tokens = everything.secret_data(f"{NAME}-tokens")
     commands = {}
     for group in ("emails", "exports"):
         deployment = everything.get("Deployment", f"{NAME}-worker-{group}")
         (container,) = containers(deployment)
         env = container_env(everything, container)
-        assert env["JOBWIRE_URL"] == f"http://{NAME}:{service_port}"
+        assert env["JOBWIRE_URL"] == f"grpc://{NAME}:{ports['grpc']}"  # the Work stream
         assert env["JOBWIRE_TOKEN"] == tokens["worker-token"]
         assert pod_labels(deployment)["app.kubernetes.io/component"] == f"worker-{group}"
         assert container["securityContext"]["readOnlyRootFilesystem"] is True

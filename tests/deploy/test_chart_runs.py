@@ -34,6 +34,8 @@ from chart_render import (
 from prometheus_client.parser import text_string_to_metric_families
 from service_fixtures import free_port
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chart-runs")]
+
 NAME = fullname()
 WORKER_COMMAND = ["jobwire", "worker", "examples.tasks.settings", "--concurrency", "5"]
 READY_DEADLINE_S = 20.0
@@ -82,30 +84,35 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
         raise
 
 
-def _service(rendered: Rendered, port: int) -> tuple[list[str], dict[str, str]]:
-    """The service container's command and environment, on 127.0.0.1:port."""
+def _service(rendered: Rendered, port: int, grpc_port: int) -> tuple[list[str], dict[str, str]]:
+    """The service container's command and environment, on 127.0.0.1:port (REST) and
+    grpc_port."""
     (server,) = containers(rendered.get("Deployment", NAME))
     env = container_env(rendered, server)
     (http,) = [p for p in server["ports"] if p["name"] == "http"]
     # The chart binds all interfaces on the container port; here loopback, a free port.
     assert env["JOBWIRE_HOST"] == "0.0.0.0"
     assert env["JOBWIRE_HTTP_PORT"] == str(http["containerPort"])
-    assert env["JOBWIRE_GRPC_PORT"] == "0"  # grpc.enabled is false
+    (grpc,) = [p for p in server["ports"] if p["name"] == "grpc"]  # on by default
+    argv = _local_command(server)
+    assert argv[-2:] == ["--grpc-port", str(grpc["containerPort"])]
     env.update(JOBWIRE_HOST="127.0.0.1", JOBWIRE_HTTP_PORT=str(port))
-    return _local_command(server), env
+    return [*argv[:-1], str(grpc_port)], env
 
 
-def _worker(rendered: Rendered, port: int) -> tuple[list[str], dict[str, str]]:
-    """The worker container's command and environment, the service at 127.0.0.1:port."""
+def _worker(rendered: Rendered, grpc_port: int) -> tuple[list[str], dict[str, str]]:
+    """The worker container's command and environment, the service's gRPC at
+    127.0.0.1:grpc_port (workers use the Work stream)."""
     (worker,) = containers(rendered.get("Deployment", f"{NAME}-worker-examples"))
     env = container_env(rendered, worker)
     target = urlsplit(env["JOBWIRE_URL"])
     (service_port,) = [
-        p for p in rendered.get("Service", NAME)["spec"]["ports"] if p["name"] == "http"
+        p for p in rendered.get("Service", NAME)["spec"]["ports"] if p["name"] == "grpc"
     ]
-    assert (target.hostname, target.port) == (NAME, service_port["port"])
-    assert service_port["targetPort"] == "http"  # the Service port leads to the container's
-    env["JOBWIRE_URL"] = f"http://127.0.0.1:{port}"
+    assert (target.scheme, target.hostname) == ("grpc", NAME)
+    assert target.port == service_port["port"]
+    assert service_port["targetPort"] == "grpc"  # the Service port leads to the container's
+    env["JOBWIRE_URL"] = f"grpc://127.0.0.1:{grpc_port}"
     return _local_command(worker), env
 
 
@@ -115,8 +122,10 @@ def deployment(
 ) -> Iterator[dict[str, Any]]:
     """The service and the worker group running; yields their URL, token, logs, processes."""
     logs = tmp_path_factory.mktemp("deploy-run")
-    port = free_port()
-    service, worker = _service(rendered, port), _worker(rendered, port)
+    port, grpc_port = free_port(), free_port()
+    while grpc_port == port:
+        grpc_port = free_port()
+    service, worker = _service(rendered, port, grpc_port), _worker(rendered, grpc_port)
     service_proc = _start(*service, logs / "service.log")
     worker_proc = _start(*worker, logs / "worker.log")
     (server,) = containers(rendered.get("Deployment", NAME))
@@ -166,7 +175,7 @@ def _admin(deployment: dict[str, Any]) -> dict[str, str]:
 def _enqueue(deployment: dict[str, Any]) -> str:
     """Enqueue an example job with the rendered admin token; its id."""
     created = httpx.post(
-        f"{deployment['url']}/v1/queues/default/jobs",
+        f"{deployment['url']}/v1/queues/emails/jobs",
         json={**JOB, "key": f"deploy-{uuid4().hex}"},
         headers=_admin(deployment),
         timeout=5,
@@ -180,7 +189,7 @@ def test_a_job_runs_through_the_rendered_service_and_worker(deployment: dict[str
     assert deployment["readiness"] == "/readyz"
     url, admin = deployment["url"], _admin(deployment)
     # The chart's tokens are on: no token, no job.
-    assert httpx.post(f"{url}/v1/queues/default/jobs", json=JOB, timeout=5).status_code == 401
+    assert httpx.post(f"{url}/v1/queues/emails/jobs", json=JOB, timeout=5).status_code == 401
     job_id = _enqueue(deployment)
 
     deadline = time.monotonic() + JOB_DEADLINE_S
@@ -217,7 +226,7 @@ def test_metrics_the_dashboard_and_keda_read_are_served(deployment: dict[str, An
     text = httpx.get(f"{deployment['url']}/metrics", timeout=5).text  # no token: public
     served = _metric_names(text)
     assert wanted and wanted <= served, sorted(wanted - served)
-    assert re.search(r'jobwire_queue_jobs\{queue="default",status="queued"\}', text)
+    assert re.search(r'jobwire_queue_jobs\{queue="emails",status="queued"\}', text)
 
 
 def test_service_and_worker_stop_cleanly_on_sigterm(deployment: dict[str, Any]) -> None:

@@ -125,7 +125,7 @@ def test_worker_groups_get_the_service_url() -> None:
     for worker in values["workers"]:
         deployment = rendered.get("Deployment", f"{release}-worker-{worker['name']}")
         env = container_env(rendered, containers(deployment)[0])
-        assert env["JOBWIRE_URL"] == f"http://{release}:8080", command
+        assert env["JOBWIRE_URL"] == f"grpc://{release}:50051", command  # the Work stream
 
 
 def test_the_worker_dockerfile_lints_clean_and_runs_as_the_image_user(tmp_path: Path) -> None:

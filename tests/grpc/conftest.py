@@ -1,20 +1,20 @@
-"""Fixtures of the gRPC tests: a shared service with both ports, stubs on it."""
+"""Fixtures of the gRPC tests: the session's service, stubs on it."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from grpc_helpers import GrpcService, Stubs, start_grpc_service, stubs, unique_name
-from service_fixtures import stop_service
+from grpc_helpers import GrpcService, Stubs, stubs, unique_name
 
 
 @pytest.fixture(scope="session")
-def grpc_service(redis_url: str) -> Iterator[GrpcService]:
-    """A service (no tokens, loopback, no background sweep) shared by these tests."""
-    service = start_grpc_service(redis_url, env={"JOBWIRE_SWEEP_INTERVAL_S": "3600"})
-    try:
-        yield service
-    finally:
-        stop_service(service.proc)
+def grpc_service(session_service: GrpcService) -> GrpcService:
+    """The session's service on Redis (no tokens, loopback, no background sweep).
+
+    Its Redis database is one no other service sweeps: a test that leaves a lease to
+    expire and then sweeps it itself counts what comes back, which a background sweep of
+    another service would otherwise take first.
+    """
+    return session_service
 
 
 @pytest.fixture

@@ -1,50 +1,24 @@
-"""Helpers of the gRPC tests: a `jobwire serve` with a gRPC port, stubs, messages."""
+"""Helpers of the gRPC tests: stubs, messages, a Work stream driven by hand (and, from
+service_fixtures, a `jobwire serve` with a gRPC port)."""
 
 import asyncio
 import contextlib
 import dataclasses
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import orjson
-from service_fixtures import free_port, start_service
+from service_fixtures import GrpcService, start_grpc_service
 
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
 
-
-@dataclasses.dataclass
-class GrpcService:
-    """A running `jobwire serve` with both ports.
-
-    Attributes:
-        proc: The process.
-        http: Base URL of its REST API.
-        target: ``host:port`` of its gRPC API.
-        log_path: Its log file.
-    """
-
-    proc: subprocess.Popen[bytes]
-    http: str
-    target: str
-    log_path: str
-
-    @property
-    def url(self) -> str:
-        """The SDK's ``grpc://`` URL of it."""
-        return f"grpc://{self.target}"
-
-
-def start_grpc_service(
-    backend_url: str, *args: str, env: dict[str, str] | None = None
-) -> GrpcService:
-    """Start `jobwire serve` with a gRPC port too; ready when it returns."""
-    port = free_port()
-    proc, http, log_path = start_service(backend_url, *args, env=env, grpc_port=port)
-    return GrpcService(proc, http, f"127.0.0.1:{port}", log_path)
+__all__ = [  # the service helpers live in service_fixtures; the gRPC tests import them here
+    "GrpcService", "RawWork", "Stubs", "error_code", "spec", "start_grpc_service", "stubs",
+    "unique_name",
+]  # fmt: skip
 
 
 @dataclasses.dataclass

@@ -13,6 +13,8 @@ from jobwire import Queue
 from jobwire.errors import Forbidden, Unauthenticated
 from jobwire.v1 import jobwire_pb2 as pb
 
+pytestmark = pytest.mark.xdist_group("grpc-auth")  # one guarded service
+
 TOKENS = "adm-token:admin,wrk-token:worker,cli-token:client"
 
 

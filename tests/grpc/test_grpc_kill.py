@@ -15,6 +15,8 @@ from service_fixtures import stop_service
 
 from jobwire import Queue, Status
 
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).with_name("grpc_worker_main.py")
 
 

@@ -13,6 +13,8 @@ from grpc_helpers import GrpcService, unique_name
 
 from jobwire import Queue, Worker
 
+pytestmark = pytest.mark.slow
+
 NODE_DIR = Path(__file__).with_name("node")
 NPM_TIMEOUT_S = 300
 

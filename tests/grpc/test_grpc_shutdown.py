@@ -13,6 +13,8 @@ from service_fixtures import stop_service
 from jobwire import Queue, Status, Worker
 from jobwire.v1 import jobwire_pb2 as pb
 
+pytestmark = pytest.mark.slow
+
 GRACE_S = 5.0
 
 

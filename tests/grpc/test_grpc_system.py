@@ -55,6 +55,7 @@ def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
             proc.wait()
 
 
+@pytest.mark.slow
 async def test_health_follows_the_store(own_redis: tuple[subprocess.Popen[bytes], str]) -> None:
     redis_proc, url = own_redis
     await asyncio.sleep(0.3)
@@ -122,6 +123,7 @@ def certificate() -> Iterator[tuple[Path, Path]]:
         yield cert, key
 
 
+@pytest.mark.slow
 async def test_tls_when_configured(
     redis_url: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

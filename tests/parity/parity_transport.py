@@ -9,8 +9,8 @@ metadata ``jobwire-error``) and a transport-neutral kind.
 
 Only what each transport specifies is translated: REST's per-job heartbeat answers a
 stale lease with 409 ``stale_lease`` (README), gRPC's Heartbeat with ``LOST`` (proto);
-both become ``"lost"`` here. Nothing else is papered over, so a drift between the two
-fails the test that meets it.
+both become ``"lost"`` here. Nothing else is papered over (a flag an answer lacks is
+``None``, not a guess), so a drift between the two fails the test that meets it.
 """
 
 import dataclasses

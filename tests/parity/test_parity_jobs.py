@@ -43,15 +43,16 @@ async def test_enqueue_keeps_every_option(
     transport: Transport, other: Transport, queue_name: str
 ) -> None:
     due = round(time.time() + 3600, 3)
+    job_id = unique_name("opts")  # ids are unique per queue: get() without one looks anywhere
     spec = {
-        "function": "f", "kwargs": {"nested": {"a": [1, None, "x"]}}, "id": f"opts-{queue_name}",
+        "function": "f", "kwargs": {"nested": {"a": [1, None, "x"]}}, "id": job_id,
         "key": "opts", "timeout": 2.5, "retries": 4, "ttl": 0, "heartbeat": 7.5,
         "scheduled": due, "retry_delay": 1.5, "retry_backoff": 9.0, "priority": -3,
     }  # fmt: skip
     job = (await transport.enqueue(queue_name, spec)).job
     assert {name: job[name] for name in spec} == spec
     assert job["status"] == "scheduled"
-    assert await other.get(job["id"]) == job == await transport.get(job["id"])
+    assert await other.get(job_id) == job == await transport.get(job_id)
     backoff = (await transport.enqueue(queue_name, {"function": "f", "retry_backoff": True})).job
     assert backoff["retry_backoff"] is True
 
@@ -134,12 +135,22 @@ async def test_enqueue_an_empty_batch_is_invalid(transport: Transport, queue_nam
     assert "jobs" in error.message, error
 
 
+async def test_a_batch_with_one_bad_job_enqueues_nothing(
+    transport: Transport, queue_name: str
+) -> None:
+    specs = [{"function": "f"}, {"function": "f", "priority": 5000}]
+    error = await refused(transport.enqueue_batch(queue_name, specs))
+    assert (error.kind, error.code) == ("invalid", "invalid_request"), error
+    assert "priority" in error.message, error
+    assert (await transport.list_jobs(queue_name)).jobs == []
+
+
 async def test_apply_answers_once_a_worker_completes_the_job(
     transport: Transport, queue_name: str
 ) -> None:
     applying = asyncio.ensure_future(transport.apply(queue_name, {"function": "add"}, wait_s=10))
     try:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
         assert not applying.done()
         leased = await lease_one(transport, queue_name)
         await transport.complete(queue_name, leased["id"], leased["lease"], 42)
@@ -191,8 +202,8 @@ async def test_get_a_job_anywhere_in_its_queue_or_nowhere(
 
 
 async def test_get_an_invalid_id_or_queue_is_invalid(transport: Transport) -> None:
-    for call in (transport.get("not an id!"), transport.get("some-id", queue="-bad")):
-        error = await refused(call)
+    for job_id, queue in (("not an id!", None), ("some-id", "-bad")):
+        error = await refused(transport.get(job_id, queue=queue))
         assert (error.kind, error.code) == ("invalid", "invalid_request"), error
 
 
@@ -210,7 +221,7 @@ async def test_get_with_wait_answers_when_the_job_finishes(
     job = (await transport.enqueue(queue_name, {"function": "f"})).job
     waiting = asyncio.ensure_future(transport.get(job["id"], wait_s=10))
     try:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
         assert not waiting.done()
         leased = await lease_one(transport, queue_name)
         await transport.complete(queue_name, leased["id"], leased["lease"], "done")
@@ -286,6 +297,14 @@ async def test_watch_ends_when_the_job_is_deleted(transport: Transport, queue_na
         watching.cancel()
     assert seen[0] is not None and seen[-1] is None, seen
     assert all(e["status"] == "queued" for e in seen if e is not None), seen  # no other change
+
+
+async def test_watch_a_finished_job_gives_it_once(transport: Transport, queue_name: str) -> None:
+    job = (await transport.enqueue(queue_name, {"function": "f"})).job
+    aborted = await transport.abort(job["id"], "no")
+    async with asyncio.timeout(5):
+        seen = [event async for event in transport.watch(job["id"], queue=queue_name)]
+    assert seen == [aborted]
 
 
 async def test_watch_an_unknown_job_is_not_found(transport: Transport) -> None:
@@ -371,6 +390,8 @@ async def test_roles_on_a_service_with_tokens(
     error = await refused(worker.abort(followup["id"]))
     assert (error.kind, error.code) == ("forbidden", "forbidden"), error
     error = await refused(client.lease(queue, "w"))
+    assert (error.kind, error.code) == ("forbidden", "forbidden"), error
+    error = await refused(worker.abort(job["id"]))
     assert (error.kind, error.code) == ("forbidden", "forbidden"), error
     assert (await worker.get(job["id"]))["status"] == "queued"
     await admin.delete(job["id"])

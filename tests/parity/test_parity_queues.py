@@ -99,13 +99,14 @@ async def test_cursors_walk_every_job_exactly_once(
 async def test_a_cursor_the_service_never_gave_or_a_page_over_1000_is_invalid(
     transport: Transport, queue_name: str
 ) -> None:
-    calls = {f"token {t!r}": transport.list_jobs(queue_name, page_token=t)
-             for t in ("abc", "-1", "1.5", "12345678")}  # fmt: skip
-    calls["page_size 1001"] = transport.list_jobs(queue_name, page_size=1001)
+    requests: dict[str, dict[str, Any]] = {
+        f"token {t!r}": {"page_token": t} for t in ("abc", "-1", "1.5", "12345678")
+    }
+    requests["page_size 1001"] = {"page_size": 1001}
     problems = []
-    for what, call in calls.items():
+    for what, request in requests.items():
         try:
-            page = await call
+            page = await transport.list_jobs(queue_name, **request)
         except TransportError as error:
             if (error.kind, error.code) != ("invalid", "invalid_request"):
                 problems.append(f"{what}: {error}")

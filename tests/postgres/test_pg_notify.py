@@ -47,6 +47,7 @@ async def test_other_queues_do_not_wake_the_worker(postgres_url: str) -> None:
         Queue.from_url(postgres_url, name=_name()) as waiter,
         Queue.from_url(postgres_url, name=_name()) as other,
     ):
+        await other.job("warm-up")  # connected: the enqueue below is one quick round trip
         waiting = asyncio.create_task(waiter.backend.wait_for_work(0.5))
         await other.enqueue("add", a=1, b=2)
         started = time.monotonic()

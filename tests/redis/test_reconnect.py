@@ -12,7 +12,11 @@ async def add(ctx: dict[str, object], *, a: int, b: int) -> int:
     return a + b
 
 
-async def test_wake_ups_and_waits_survive_a_killed_pubsub_connection(redis_url: str) -> None:
+async def test_wake_ups_and_waits_survive_a_killed_pubsub_connection(
+    private_redis_url: str,
+) -> None:
+    # A server of its own: the kill below hits every pub/sub connection of the server.
+    redis_url = private_redis_url
     queue = Queue.from_url(redis_url, name=f"reconnect-{uuid4().hex[:8]}")
     # A long poll interval: if pub/sub did not come back, the job would wait 30 s.
     worker = Worker(queue, [add], poll_interval_s=30, handle_signals=False)

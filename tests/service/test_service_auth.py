@@ -10,6 +10,8 @@ from service_helpers import assert_error, enqueue, get_job, http_client, lease, 
 from jobwire import Queue
 from jobwire.errors import Forbidden, Unauthenticated
 
+pytestmark = pytest.mark.xdist_group("service-auth")  # its services once
+
 TOKENS = "adm:admin,wrk:worker,cli:client"
 ROLES: dict[str, str | None] = {
     "none": None,

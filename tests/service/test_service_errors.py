@@ -314,6 +314,7 @@ def _job_body(size: int) -> bytes:
     return body
 
 
+@pytest.mark.xdist_group("service-small-body")  # one small_body_service
 async def test_body_over_the_limit_is_413(small_client: httpx.AsyncClient) -> None:
     queue = unique_name()
     headers = {"content-type": "application/json"}
@@ -333,6 +334,7 @@ async def test_body_over_the_limit_is_413(small_client: httpx.AsyncClient) -> No
     assert info["counts"]["queued"] == 1
 
 
+@pytest.mark.xdist_group("service-small-body")  # one small_body_service
 async def test_chunked_body_over_the_limit_is_413(small_client: httpx.AsyncClient) -> None:
     queue = unique_name()
     body = _job_body(MAX_BODY * 3)
@@ -351,6 +353,7 @@ async def test_chunked_body_over_the_limit_is_413(small_client: httpx.AsyncClien
     assert sum(info["counts"].values()) == 0
 
 
+@pytest.mark.xdist_group("service-small-body")  # one small_body_service
 async def test_chunked_body_under_the_limit_is_accepted(small_client: httpx.AsyncClient) -> None:
     queue = unique_name()
     body = _job_body(MAX_BODY - 100)

@@ -383,3 +383,18 @@ async def test_list_jobs_function_filter_finds_jobs_past_the_first_page(
     # A small page must still find the "b" jobs queued behind five "a" jobs.
     small = (await client.get(url, params={"function": "b", "limit": 2})).json()
     assert {j["id"] for j in small["jobs"]} == b_ids, small
+
+
+async def test_concurrent_enqueues_with_one_key_create_one_job(
+    client: httpx.AsyncClient, queue_name: str
+) -> None:
+    """Enqueues that arrive together are stored together (group commit): dedup holds
+    within the batch, and every request gets its own answer."""
+    body = {"function": "f", "key": "together"}
+    responses = await asyncio.gather(
+        *(client.post(f"/v1/queues/{queue_name}/jobs", json=body) for _ in range(40))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 39 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    listed = (await client.get(f"/v1/queues/{queue_name}/jobs")).json()["jobs"]
+    assert len(listed) == 1

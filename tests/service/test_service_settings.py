@@ -8,6 +8,8 @@ import pytest
 from service_fixtures import free_port, start_service, stop_service
 from service_helpers import clean_env, read_log, serve_command
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service-settings")]
+
 REFUSE_DEADLINE_S = 15.0
 
 REFUSED: dict[str, tuple[list[str], dict[str, str], list[str]]] = {

@@ -5,8 +5,11 @@ import signal
 import time
 
 import httpx
+import pytest
 from service_fixtures import start_service, stop_service
 from service_helpers import enqueue, http_client, kill, read_log, unique_name
+
+pytestmark = pytest.mark.slow
 
 GRACE_S = 2.0
 EXIT_SLACK_S = 3.0  # beyond the grace: closing connections, the interpreter's exit

@@ -50,6 +50,7 @@ def unreachable_service() -> Iterator[tuple[str, str]]:
         stop_service(proc)
 
 
+@pytest.mark.xdist_group("service-unreachable")  # one unreachable_service
 async def test_readyz_is_503_when_the_backend_is_unreachable(
     unreachable_service: tuple[str, str],
 ) -> None:
@@ -63,6 +64,7 @@ async def test_readyz_is_503_when_the_backend_is_unreachable(
         assert "unreachable" in error["message"]
 
 
+@pytest.mark.xdist_group("service-unreachable")  # one unreachable_service
 async def test_requests_with_the_backend_unreachable_are_503(
     unreachable_service: tuple[str, str],
 ) -> None:

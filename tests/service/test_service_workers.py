@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from service_helpers import enqueue, get_job, kill, wait_for_status
 
 from jobwire import Job, Queue, Worker
@@ -91,6 +92,7 @@ async def test_a_worker_through_the_service_runs_50_jobs_once_each(
     assert all(j["attempts"] == 1 for j in page["jobs"]), [j["attempts"] for j in page["jobs"]]
 
 
+@pytest.mark.slow
 async def test_a_killed_worker_s_job_is_swept_and_run_by_another(
     client: httpx.AsyncClient, service_url: str, queue_name: str
 ) -> None:

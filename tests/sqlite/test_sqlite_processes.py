@@ -13,6 +13,8 @@ import sqlite_children
 
 from jobwire import Job, Queue, Status
 
+pytestmark = pytest.mark.slow
+
 SPAWN = multiprocessing.get_context("spawn")
 JOBS = 200
 CROSS_PROCESS_LAG_S = 0.3  # the poll is every 50 ms; the rest is slack for a busy machine

@@ -138,6 +138,7 @@ async def test_memory_wakes_another_handle_at_once() -> None:
     assert time.monotonic() - started < 0.1
 
 
+@pytest.mark.slow
 async def test_finished_job_past_its_ttl_is_invisible_then_deleted(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
     async with Queue.from_url(f"sqlite:///{path}", name="q") as queue:

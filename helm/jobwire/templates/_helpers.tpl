@@ -112,6 +112,16 @@ url
 {{- printf "http://%s:%d" (include "jobwire.fullname" .) (int .Values.service.port) }}
 {{- end }}
 
+{{/* What worker pods pull from: the gRPC Work stream when gRPC is on (jobs pushed as
+soon as they are due), else REST long polls. */}}
+{{- define "jobwire.workerUrl" -}}
+{{- if .Values.grpc.enabled }}
+{{- printf "grpc://%s:%d" (include "jobwire.fullname" .) (int .Values.grpc.port) }}
+{{- else }}
+{{- include "jobwire.serviceUrl" . }}
+{{- end }}
+{{- end }}
+
 {{/* Name of a worker group's Deployment; call with (dict "ctx" $ "worker" <entry>). */}}
 {{- define "jobwire.workerName" -}}
 {{- printf "%s-worker-%s" (include "jobwire.fullname" .ctx) .worker.name | trunc 63 | trimSuffix "-" }}

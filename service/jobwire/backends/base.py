@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
@@ -66,12 +67,37 @@ class Outcome:
         return cls(job.id, job.lease, Status.FAILED, error=error, **extra)
 
 
+STORE_TIMEOUT_ENV = "JOBWIRE_STORE_TIMEOUT_S"
+DEFAULT_STORE_TIMEOUT_S = 5.0
+
+
+def store_timeout_s() -> float:
+    """The deadline of one store call: ``$JOBWIRE_STORE_TIMEOUT_S`` or 5 s.
+
+    Raises:
+        ValueError: The variable is not a positive number.
+    """
+    text = os.environ.get(STORE_TIMEOUT_ENV, "")
+    if not text:
+        return DEFAULT_STORE_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 3600:
+        raise ValueError(f"{STORE_TIMEOUT_ENV} must be a number of seconds in (0, 3600)")
+    return value
+
+
 class Backend(abc.ABC):
     """Storage for one named queue.
 
     Attributes:
         sweeps_itself: Expired leases are reclaimed by whoever owns the store (the
             service, for the network clients): workers need not sweep.
+        call_timeout_s: Deadline of one store call (``Queue`` enforces it; a stalled
+            store is ``Unavailable``); ``None`` for clients of the service, whose own
+            requests carry deadlines. ``$JOBWIRE_STORE_TIMEOUT_S`` sets it (default 5).
 
     Args:
         queue_name: The queue this backend stores.
@@ -79,10 +105,14 @@ class Backend(abc.ABC):
     """
 
     sweeps_itself = False
+    call_timeout_s: float | None = None
+    detach_on_timeout = False  # True: a call past its deadline is left to cancel on its own
 
     def __init__(self, queue_name: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.queue_name = queue_name
         self.lease_s = lease_s
+        if not self.sweeps_itself:
+            self.call_timeout_s = store_timeout_s()
 
     @abc.abstractmethod
     def for_queue(self, queue_name: str) -> "Backend":
@@ -246,10 +276,15 @@ class Backend(abc.ABC):
         Raises:
             TimeoutError: ``timeout_s`` ran out first.
         """
-        async with asyncio.timeout(timeout_s), contextlib.aclosing(self.watch(job_id)) as jobs:
-            async for job in jobs:
-                if job is None or job.finished:
-                    return job
+        state = "unfinished"
+        try:
+            async with asyncio.timeout(timeout_s), contextlib.aclosing(self.watch(job_id)) as jobs:
+                async for job in jobs:
+                    if job is None or job.finished:
+                        return job
+                    state = job.status
+        except TimeoutError:  # asyncio's has no message: say which job and how long
+            raise TimeoutError(f"job {job_id} still {state} after {timeout_s} s") from None
         return None
 
     @abc.abstractmethod

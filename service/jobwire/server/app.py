@@ -41,7 +41,9 @@ def create_app(settings: Settings, *, core: ServiceCore | None = None) -> FastAP
     """
     own = core is None
     service = core or ServiceCore(
-        QueueRegistry(settings.backend), Metrics(), max_wait_s=settings.max_wait_s
+        QueueRegistry(settings.backend),
+        Metrics(settings.run_seconds_buckets, settings.wait_seconds_buckets),
+        max_wait_s=settings.max_wait_s,
     )
 
     @contextlib.asynccontextmanager

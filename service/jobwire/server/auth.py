@@ -3,6 +3,7 @@
 import enum
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Request
 
@@ -95,9 +96,20 @@ class Authenticator:
 
 
 def require(permission: Permission) -> Callable[[Request], Awaitable[None]]:
-    """A FastAPI dependency that enforces ``permission``."""
+    """A FastAPI dependency that enforces ``permission``.
+
+    Routes of ``rest.routes.GuardedRoute`` check it themselves before FastAPI solves the
+    route's parameters (cheaper than solving a dependency per request); elsewhere it
+    runs as a plain dependency.
+    """
 
     async def dependency(request: Request) -> None:  # async: a sync one runs in a thread
         request.app.state.auth.check(request.headers.get("authorization"), permission)
 
+    dependency.permission = permission  # type: ignore[attr-defined]
     return dependency
+
+
+def permission_of(dependency: Any) -> Permission | None:
+    """The permission a ``require`` dependency enforces (``None``: another dependency)."""
+    return getattr(dependency, "permission", None)

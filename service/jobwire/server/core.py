@@ -20,6 +20,7 @@ from jobwire.errors import InvalidRequest, JobNotFound, StaleLease
 from jobwire.job import ErrorInfo, Job, Status
 from jobwire.queue import Queue
 from jobwire.server.errors import backend_unreachable
+from jobwire.server.group_commit import GroupCommit
 from jobwire.server.metrics import Metrics
 from jobwire.server.registry import QueueRegistry
 from jobwire.server.schemas import EnqueueRequest, LeaseRequest, WorkerDetails
@@ -81,6 +82,7 @@ class ServiceCore:
         self.stopping = asyncio.Event()  # set when the service starts shutting down
         self._abort_listeners: list[Callable[[Job], None]] = []
         self._seen: dict[tuple[str, str], float] = {}
+        self._writers: dict[str, GroupCommit[Job, tuple[Job, bool]]] = {}
 
     # Clients: enqueue, read, wait, watch, control.
 
@@ -95,9 +97,10 @@ class ServiceCore:
         """
         if not 1 <= len(requests) <= MAX_PAGE:
             raise InvalidRequest(f"jobs: 1 to {MAX_PAGE} per batch, got {len(requests)}")
-        owner = self.registry.get(queue)
-        pairs = await owner.put([request.to_job(queue) for request in requests])
-        owner.wake_local()  # this process's waiting leases, ahead of the store's event
+        jobs = [request.to_job(queue) for request in requests]
+        for job in jobs:
+            job.validate()  # here, so that one bad job cannot fail the others of its batch
+        pairs = await self._writer(queue).submit(jobs)
         for job, created in pairs:
             if created:
                 self.metrics.enqueued.labels(queue, job.function).inc()
@@ -209,6 +212,20 @@ class ServiceCore:
             except Exception:
                 logger.exception("abort listener failed for job %s", job.id)
         return job
+
+    def _writer(self, queue: str) -> GroupCommit[Job, tuple[Job, bool]]:
+        """The queue's group commit: enqueues that arrive together are stored together."""
+        writer = self._writers.get(queue)
+        if writer is None:
+            owner = self.registry.get(queue)
+
+            async def put(jobs: list[Job]) -> list[tuple[Job, bool]]:
+                pairs = await owner.put(jobs)
+                owner.wake_local()  # this process's waiting leases, ahead of the store
+                return pairs
+
+            writer = self._writers[queue] = GroupCommit(put)
+        return writer
 
     def on_abort(self, listener: Callable[[Job], None]) -> None:
         """Call ``listener(job)`` whenever a job is aborted through this process."""

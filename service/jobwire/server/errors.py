@@ -44,5 +44,15 @@ def backend_unreachable() -> tuple[type[Exception], ...]:
     with contextlib.suppress(ImportError):
         import asyncpg
 
-        kinds += [asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.InterfaceError]
+        kinds += [
+            asyncpg.exceptions.PostgresConnectionError,
+            asyncpg.exceptions.InterfaceError,
+            # A connection the server terminated mid-call ("cannot switch to state 12").
+            asyncpg.exceptions.InternalClientError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            # pg_terminate_backend, a shutting-down or restarting server.
+            asyncpg.exceptions.AdminShutdownError,
+            asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.QueryCanceledError,
+        ]
     return tuple(kinds)

@@ -1,20 +1,47 @@
 """Prometheus metrics of the service, in a registry of its own (one per app)."""
 
 import time
+from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from jobwire.job import Job, Status
 
 _OUTCOMES = {Status.COMPLETE: "completed", Status.FAILED: "failed",
              Status.ABORTED: "aborted", Status.QUEUED: "retried"}  # fmt: skip
 DEPTH_CACHE_S = 5.0
+# Job run and queue-wait times: from milliseconds to a day (the library's default buckets
+# end at 10 s, where every long job would land in +Inf). Settings can replace them.
+JOB_SECONDS_BUCKETS: tuple[float, ...] = (
+    0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200,
+    14400, 28800, 86400,
+)  # fmt: skip
+
+# No `<name>_created` series: a timestamp per labelled child, noise on every scrape.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
 
 
 class Metrics:
     """The service's counters, histograms and gauges."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        run_buckets: Sequence[float] = JOB_SECONDS_BUCKETS,
+        wait_buckets: Sequence[float] = JOB_SECONDS_BUCKETS,
+    ) -> None:
+        """Create the metrics in a registry of their own.
+
+        Args:
+            run_buckets: Upper bounds (s) of ``jobwire_job_run_seconds``'s buckets.
+            wait_buckets: Upper bounds (s) of ``jobwire_job_queue_wait_seconds``'s buckets.
+        """
         self.registry = CollectorRegistry()
         job_labels = ["queue", "function"]
         self.enqueued = Counter(
@@ -36,12 +63,14 @@ class Metrics:
             "jobwire_job_run_seconds",
             "Task run time reported by workers.",
             job_labels,
+            buckets=run_buckets,
             registry=self.registry,
         )
         self.wait_seconds = Histogram(
             "jobwire_job_queue_wait_seconds",
             "Time from queued to leased, for jobs leased here.",
             job_labels,
+            buckets=wait_buckets,
             registry=self.registry,
         )
         self.depth = Gauge(

@@ -5,10 +5,21 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobwire.backends.base import Outcome
-from jobwire.job import JOB_ID_PATTERN, PRIORITY_MAX, PRIORITY_MIN, ErrorInfo, Job, Status
+from jobwire.job import (
+    JOB_ID_PATTERN,
+    LIMITS,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    ErrorInfo,
+    Job,
+    Status,
+)
 
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# The limits of jobwire.job.LIMITS, which Job.validate enforces on every path.
+OptionSeconds = Annotated[float, Field(ge=0, le=LIMITS.seconds_max, allow_inf_nan=False)]
+NO_NUL = r"^[^\x00]*$"
 
 
 class _Strict(BaseModel):
@@ -18,19 +29,39 @@ class _Strict(BaseModel):
 class EnqueueRequest(_Strict):
     """One job to enqueue. Options left out take the server's defaults."""
 
-    function: str = Field(min_length=1, max_length=200, description="Task function name.")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
-    id: JobId | None = Field(None, description="Job id (generated when absent).")
-    key: str | None = Field(None, min_length=1, max_length=512, description="Deduplication key.")
-    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
-        None, description="Seconds before the worker cancels the task."
+    function: str = Field(
+        min_length=1, max_length=LIMITS.function_chars, pattern=NO_NUL,
+        description="Task function name (no NUL).",
+    )  # fmt: skip
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Keyword arguments (at most {LIMITS.json_bytes} bytes as JSON).",
     )
-    retries: int = Field(0, ge=0, description="Retries after the first attempt.")
-    ttl: int = Field(600, ge=-1, description="Seconds the finished job stays readable.")
-    heartbeat: Seconds = Field(0, description="Lease length in seconds (0: default).")
-    scheduled: Seconds = Field(0, description="Unix time before which it does not start.")
-    retry_delay: Seconds = Field(0, description="Seconds before a retry.")
-    retry_backoff: bool | Seconds = Field(False, description="Double the delay each retry.")
+    id: JobId | None = Field(None, description="Job id (generated when absent).")
+    key: str | None = Field(
+        None, min_length=1, max_length=LIMITS.key_chars, pattern=NO_NUL,
+        description="Deduplication key (no NUL).",
+    )  # fmt: skip
+    timeout: Annotated[float, Field(gt=0, le=LIMITS.seconds_max, allow_inf_nan=False)] | None = (
+        Field(None, description="Seconds before the worker cancels the task.")
+    )
+    retries: int = Field(
+        0, ge=0, le=LIMITS.retries_max, description="Retries after the first attempt."
+    )
+    ttl: int = Field(
+        600, ge=-1, le=LIMITS.ttl_max,
+        description="Seconds the finished job stays readable (0: kept, -1: deleted at once).",
+    )  # fmt: skip
+    heartbeat: OptionSeconds = Field(  # validated: 0.0, as a stored job has it, not 0
+        0, validate_default=True, description="Lease length in seconds (0: default)."
+    )
+    scheduled: Annotated[
+        float, Field(ge=0, le=LIMITS.scheduled_max, allow_inf_nan=False)
+    ] = Field(0, description="Unix time before which it does not start.")
+    retry_delay: OptionSeconds = Field(0, description="Seconds before a retry.")
+    retry_backoff: bool | OptionSeconds = Field(
+        False, description="Double the delay each retry (a number caps it)."
+    )
     priority: int = Field(0, ge=PRIORITY_MIN, le=PRIORITY_MAX, description="Higher runs first.")
 
     def to_job(self, queue: str) -> Job:

@@ -31,7 +31,8 @@ def serve(settings: Settings) -> None:
 
 async def _serve(settings: Settings) -> None:
     registry = QueueRegistry(settings.backend)
-    core = ServiceCore(registry, Metrics(), max_wait_s=settings.max_wait_s)
+    metrics = Metrics(settings.run_seconds_buckets, settings.wait_seconds_buckets)
+    core = ServiceCore(registry, metrics, max_wait_s=settings.max_wait_s)
     app = create_app(settings, core=core)
     grpc_server = create_grpc_server(settings, core) if settings.grpc_port else None
     config = uvicorn.Config(

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobwire.server.auth import Role, parse_tokens
+from jobwire.server.metrics import JOB_SECONDS_BUCKETS
 
 DEFAULT_BACKEND = "sqlite:///jobwire.db"  # embedded: works with nothing else running
 
@@ -38,6 +39,16 @@ class Settings(BaseSettings):
     )
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="Time in-flight requests get on SIGTERM."
+    )
+    run_seconds_buckets: list[float] = Field(
+        list(JOB_SECONDS_BUCKETS),
+        min_length=1,
+        description="Bucket bounds (s) of jobwire_job_run_seconds, a JSON list.",
+    )
+    wait_seconds_buckets: list[float] = Field(
+        list(JOB_SECONDS_BUCKETS),
+        min_length=1,
+        description="Bucket bounds (s) of jobwire_job_queue_wait_seconds, a JSON list.",
     )
 
     @model_validator(mode="after")

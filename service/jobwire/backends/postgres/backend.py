@@ -100,6 +100,10 @@ class _Store:
 class PostgresBackend(Backend):
     """Queue storage on PostgreSQL (asyncpg).
 
+    asyncpg waits for a cancelled query's connection to settle before the pool takes it
+    back, which a stalled server never lets happen: calls past their deadline are left to
+    cancel in the background (``detach_on_timeout``).
+
     Args:
         url: ``postgres://``, ``postgresql://`` or ``postgresql+asyncpg://`` URL; the
             query option ``pool_size`` (default 10) sizes the connection pool.
@@ -107,6 +111,8 @@ class PostgresBackend(Backend):
         lease_s: Default lease for jobs with ``heartbeat == 0``.
         pool: An asyncpg pool to use instead of creating one (the caller closes it).
     """
+
+    detach_on_timeout = True
 
     def __init__(
         self,

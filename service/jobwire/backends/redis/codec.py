@@ -40,7 +40,25 @@ def encode_job(job: Job) -> list[Any]:
 
 
 def decode_job(job_id: str, queue: str, fields: dict[bytes, bytes]) -> Job:
-    """Build a ``Job`` from its hash fields (absent fields take their defaults)."""
+    """Build a ``Job`` from its hash fields (absent fields take their defaults).
+
+    A job whose fields cannot be decoded (stored by an older, laxer version, or damaged)
+    comes back as a ``failed`` job of function ``<undecodable>`` whose error says why, so
+    that one bad job never breaks reads of the others.
+    """
+    try:
+        return _decode(job_id, queue, fields)
+    except (KeyError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
+        return Job(
+            function="<undecodable>",
+            queue=queue,
+            id=job_id,
+            status=Status.FAILED,
+            error=ErrorInfo("Undecodable", f"stored job cannot be decoded: {exc!r}"[:1000]),
+        )
+
+
+def _decode(job_id: str, queue: str, fields: dict[bytes, bytes]) -> Job:
     get = fields.get
     timeout, key, result, error = get(b"timeout"), get(b"key"), get(b"result"), get(b"error")
     worker, lease, backoff, meta = (

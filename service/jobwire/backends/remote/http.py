@@ -70,18 +70,26 @@ class HttpBackend(RemoteBackend):
         session = await self._session.get()
         body = orjson.dumps(json) if json is not None else None  # orjson: fast, exact floats
         timeout = aiohttp.ClientTimeout(total=timeout_s + 10 if timeout_s is not None else 30.0)
-        async with session.request(
-            method,
-            self._session.base + path,
-            data=body,
-            params=params,
-            timeout=timeout,
-            headers=_JSON if body else None,
-        ) as response:
-            content = await response.read()
-            if response.status < 300:
-                return orjson.loads(content) if content else None
-            raise _error_from(response.status, content)
+        for attempt in (1, 2):
+            try:
+                async with session.request(
+                    method,
+                    self._session.base + path,
+                    data=body,
+                    params=params,
+                    timeout=timeout,
+                    headers=_JSON if body else None,
+                ) as response:
+                    content = await response.read()
+                    break
+            except aiohttp.ServerDisconnectedError:
+                # The service closed an idle connection as the request went out on it:
+                # a read is retried once, on a fresh connection.
+                if attempt == 2 or method not in _SAFE_METHODS:
+                    raise
+        if response.status < 300:
+            return orjson.loads(content) if content else None
+        raise _error_from(response.status, content)
 
     def _job_path(self, job_id: str, action: str = "") -> str:
         return f"/v1/jobs/{job_id}{action}"
@@ -226,6 +234,10 @@ class HttpBackend(RemoteBackend):
                     yield Job.from_dict(data) if "function" in data else None
 
 _JSON = {"content-type": "application/json"}
+_SAFE_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+# Below the service's keep-alive (uvicorn's 5 s): a reused connection is never one the
+# service is closing.
+IDLE_KEEPALIVE_S = 3.0
 
 
 class _Session:
@@ -241,7 +253,8 @@ class _Session:
 
     async def get(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=60)
+            # Idle connections are dropped before the service closes them (after 5 s).
+            connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=IDLE_KEEPALIVE_S)
             self._session = aiohttp.ClientSession(headers=self._headers, connector=connector)
         return self._session
 

@@ -13,12 +13,12 @@ one writer's turn: it suits one host and modest rates, not a fleet.
 
 Wake-ups: SQLite has no LISTEN/NOTIFY. A commit made in this process wakes this
 process's waiters at once (all backends on one database in one event loop share one
-connection and one set of events). Commits of *other* processes are noticed by polling
-``PRAGMA data_version`` (an in-memory check) every 50 ms while anyone here waits, then
-the per-queue counters the commit bumped. The trade-off: across processes, new work or
-a finished job is seen up to ~50 ms late, for ~20 tiny queries a second in each
-waiting process (an idle worker always waits); a process that waits for nothing does
-not poll. Within one process the wake-up is immediate.
+connection and one set of events). Commits of *other* processes are noticed, while
+anyone here waits, when the database's WAL file is written (Linux inotify, a
+millisecond or so): ``PRAGMA data_version`` (an in-memory check) then says whether
+another connection committed, and the per-queue counters which queue it touched. Where
+inotify is not to be had, the check runs every 50 ms instead (new work or a finished job
+seen up to ~50 ms late). A process that waits for nothing does not check.
 """
 
 import asyncio

@@ -20,11 +20,14 @@ from urllib.parse import unquote
 
 import aiosqlite
 
+from jobwire.backends.sqlite.wal_watch import WalWatch
+
 logger = logging.getLogger("jobwire.sqlite")
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's transaction
-POLL_INTERVAL_S = 0.05  # how often waiters look for other processes' commits
+POLL_INTERVAL_S = 0.05  # how often waiters look for other processes' commits, without inotify
+WATCHED_POLL_S = 1.0  # with inotify: a poll this often all the same (a missed event is cheap)
 _MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 
 Row = sqlite3.Row
@@ -112,16 +115,21 @@ class Hub:
     """Wakes this process's waiters on one database.
 
     A commit made here wakes the waiters at once. Other processes' commits are noticed
-    by polling ``PRAGMA data_version`` (and, when it moved, the per-queue counters) every
-    ``POLL_INTERVAL_S`` while anyone waits.
+    by reading ``PRAGMA data_version`` (and, when it moved, the per-queue counters) while
+    anyone waits: each time the WAL file is written (inotify), else every
+    ``POLL_INTERVAL_S``.
 
     Args:
         poll: Reads the per-queue ``(queue, work_version, job_version)`` counters, or
             ``None`` when no other connection committed since the last call.
+        wal: Tells when the database's WAL file is written (``None``: poll).
     """
 
-    def __init__(self, poll: Callable[[], Awaitable[list[Row] | None]] | None) -> None:
+    def __init__(
+        self, poll: Callable[[], Awaitable[list[Row] | None]] | None, wal: WalWatch | None = None
+    ) -> None:
         self._poll = poll
+        self._wal = wal
         self._work: dict[str, set[asyncio.Event]] = {}
         self._watchers: dict[str, dict[str, set[asyncio.Event]]] = {}
         self._versions: dict[str, tuple[int, int]] = {}
@@ -178,6 +186,8 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop polling."""
+        if self._wal is not None:
+            await self._wal.stop()
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -187,7 +197,10 @@ class Hub:
     async def _run_poller(self) -> None:
         assert self._poll is not None
         failing = False
+        watched = self._wal is not None and self._wal.start()
         while self._waiters > 0:
+            if self._wal is not None:
+                self._wal.changed.clear()  # before reading: a commit from here on sets it
             try:
                 rows = await self._poll()
             except Exception as exc:  # the next round retries; waiters also time out
@@ -198,7 +211,16 @@ class Hub:
                 failing = False
                 if rows is not None:
                     self._notice(rows)
+            await self._next_round(watched)
+
+    async def _next_round(self, watched: bool) -> None:
+        """Wait until another process may have committed."""
+        if not watched or self._wal is None:
             await asyncio.sleep(POLL_INTERVAL_S)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(WATCHED_POLL_S):
+                await self._wal.changed.wait()
 
     def _notice(self, rows: Iterable[Row]) -> None:
         for queue, work_version, job_version in rows:
@@ -230,7 +252,8 @@ class Store:
 
     def __init__(self, database: str) -> None:
         self.database = database
-        self.hub = Hub(self._poll if database != MEMORY else None)
+        on_disk = database != MEMORY
+        self.hub = Hub(self._poll if on_disk else None, WalWatch(database) if on_disk else None)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._opening = asyncio.Lock()
@@ -362,7 +385,7 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             for statement in statements:
                 await db.execute(statement)
             await db.execute(f"PRAGMA user_version = {number}")
-            logger.info("SQLite schema of %s migrated to version %d", db, number)
+            logger.info("SQLite schema migrated to version %d", number)
         await db.commit()
     except BaseException:
         await db.rollback()

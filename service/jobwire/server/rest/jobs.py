@@ -16,9 +16,10 @@ from jobwire.server.core import MAX_PAGE, ServiceCore
 from jobwire.server.rest import contract as c
 from jobwire.server.rest.contract import responses
 from jobwire.server.rest.responses import JsonResponse
+from jobwire.server.rest.routes import GuardedRoute
 from jobwire.server.schemas import AbortRequest, BatchRequest, EnqueueRequest
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute)
 QueueName = Annotated[str, Path(pattern=NAME_PATTERN, description="Queue name.")]
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="Job id.")]
 QueueHint = Annotated[str | None, Query(pattern=NAME_PATTERN, description="Look only here.")]

@@ -14,6 +14,7 @@ from jobwire.server.rest import contract as c
 from jobwire.server.rest.contract import responses
 from jobwire.server.rest.jobs import QueueHint, core_of, job_body
 from jobwire.server.rest.responses import JsonResponse
+from jobwire.server.rest.routes import GuardedRoute
 from jobwire.server.schemas import (
     CompleteRequest,
     FailRequest,
@@ -24,7 +25,9 @@ from jobwire.server.schemas import (
     WorkerDetails,
 )
 
-router = APIRouter(tags=["workers"], dependencies=[Depends(require(Permission.WORK))])
+router = APIRouter(
+    tags=["workers"], dependencies=[Depends(require(Permission.WORK))], route_class=GuardedRoute
+)
 QueueName = Annotated[str, Path(pattern=NAME_PATTERN)]
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN)]
 
