@@ -15,9 +15,49 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
+
+// jitter spreads retries: seeded from crypto/rand, so that processes started together do
+// not retry at the same instants (math/rand's global source is unseeded before Go 1.20).
+var jitter = struct {
+	sync.Mutex
+	*mathrand.Rand
+}{Rand: mathrand.New(mathrand.NewSource(seed()))}
+
+func seed() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return time.Now().UnixNano()
+	}
+	var n int64
+	for _, x := range b {
+		n = n<<8 | int64(x)
+	}
+	return n
+}
+
+// CallOption adjusts one call about a job.
+type CallOption func(*callOptions)
+
+type callOptions struct{ queue string }
+
+// InQueue makes a call about a job look only in the named queue (by default the service
+// finds the job in any queue).
+func InQueue(name string) CallOption { return func(o *callOptions) { o.queue = name } }
+
+func queryOf(options []CallOption) url.Values {
+	var o callOptions
+	for _, option := range options {
+		option(&o)
+	}
+	if o.queue == "" {
+		return nil
+	}
+	return url.Values{"queue": {o.queue}}
+}
 
 // longPollChunk is the longest wait sent in one long-poll; longer waits are several polls.
 const longPollChunk = 60 * time.Second
@@ -163,37 +203,39 @@ func (c *Client) Apply(ctx context.Context, function string, kwargs any, options
 }
 
 // GetJob returns the job; with wait > 0 it long-polls until the job finishes or wait
-// runs out, and returns the job either way.
-func (c *Client) GetJob(ctx context.Context, id string, wait time.Duration) (*Job, error) {
+// runs out, and returns the job either way. InQueue(name) looks in one queue only.
+func (c *Client) GetJob(ctx context.Context, id string, wait time.Duration, options ...CallOption) (*Job, error) {
+	query := queryOf(options)
 	if wait > 0 {
-		return c.waitFinished(ctx, id, "", deadlineOf(wait))
+		return c.waitFinished(ctx, id, query.Get("queue"), deadlineOf(wait))
 	}
 	var job Job
-	err := c.do(ctx, call{method: "GET", path: jobPath(id, ""), idempotent: true}, &job)
+	err := c.do(ctx, call{method: "GET", path: jobPath(id, ""), query: query, idempotent: true}, &job)
 	return jobOrNil(&job, err)
 }
 
 // Abort aborts a job: a queued one at once, an active one when its worker next renews.
-func (c *Client) Abort(ctx context.Context, id, reason string) (*Job, error) {
+// InQueue(name) looks in one queue only.
+func (c *Client) Abort(ctx context.Context, id, reason string, options ...CallOption) (*Job, error) {
 	if reason == "" {
 		reason = "aborted"
 	}
 	var job Job
-	err := c.do(ctx, call{method: "POST", path: jobPath(id, "/abort"),
+	err := c.do(ctx, call{method: "POST", path: jobPath(id, "/abort"), query: queryOf(options),
 		body: map[string]any{"error": reason}, idempotent: true}, &job)
 	return jobOrNil(&job, err)
 }
 
 // Retry queues a finished job again (ErrInvalidState if it is still live).
-func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
+func (c *Client) Retry(ctx context.Context, id string, options ...CallOption) (*Job, error) {
 	var job Job
-	err := c.do(ctx, call{method: "POST", path: jobPath(id, "/retry")}, &job)
+	err := c.do(ctx, call{method: "POST", path: jobPath(id, "/retry"), query: queryOf(options)}, &job)
 	return jobOrNil(&job, err)
 }
 
 // Delete deletes a job whatever its status (admin token).
-func (c *Client) Delete(ctx context.Context, id string) error {
-	return c.do(ctx, call{method: "DELETE", path: jobPath(id, ""), idempotent: true}, nil)
+func (c *Client) Delete(ctx context.Context, id string, options ...CallOption) error {
+	return c.do(ctx, call{method: "DELETE", path: jobPath(id, ""), query: queryOf(options), idempotent: true}, nil)
 }
 
 // QueueInfo returns the queue's counts per status and the workers seen on it lately.
@@ -352,8 +394,8 @@ func (c *Client) do(ctx context.Context, req call, out any) error {
 		retry := false
 		switch {
 		case err != nil:
-			if ctx.Err() != nil {
-				return err
+			if ctx.Err() != nil { // the caller's context ended: that is the error
+				return fmt.Errorf("jobwire: %s %s: %w", req.method, req.path, ctx.Err())
 			}
 			// A refused connection never reached the service: safe to resend anything.
 			retry = req.idempotent || errors.Is(err, syscall.ECONNREFUSED)
@@ -373,7 +415,9 @@ func (c *Client) do(ctx context.Context, req call, out any) error {
 			return err
 		}
 		if sleepErr := sleep(ctx, c.backoff(attempt)); sleepErr != nil {
-			return err
+			// The context ended during the backoff: its error wins (errors.Is works),
+			// the last transport error is kept in the message.
+			return fmt.Errorf("jobwire: %s %s: %w (last error: %v)", req.method, req.path, sleepErr, err)
 		}
 	}
 }
@@ -417,7 +461,9 @@ func (c *Client) backoff(attempt int) time.Duration {
 	if delay > c.maxDelay || delay <= 0 {
 		delay = c.maxDelay
 	}
-	return delay/2 + time.Duration(mathrand.Int63n(int64(delay/2)+1))
+	jitter.Lock()
+	defer jitter.Unlock()
+	return delay/2 + time.Duration(jitter.Int63n(int64(delay/2)+1))
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -480,4 +526,47 @@ func newID() string {
 		panic(fmt.Sprintf("jobwire: no randomness for a job id: %v", err))
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// LeaseRef names a leased job by its id and the lease token of its current attempt.
+type LeaseRef struct {
+	JobID string `json:"job_id"`
+	Lease string `json:"lease"`
+}
+
+// Renew renews many leases of the queue in one call; each comes back "active",
+// "aborting" (stop the task and report it aborted) or "lost" (drop it: report nothing).
+func (c *Client) Renew(ctx context.Context, refs []LeaseRef) ([]string, error) {
+	var reply struct {
+		States []string `json:"states"`
+	}
+	if refs == nil {
+		refs = []LeaseRef{}
+	}
+	err := c.do(ctx, call{method: "POST", path: c.queuePath("/leases/renew"),
+		body: map[string]any{"leases": refs}, idempotent: true}, &reply)
+	return reply.States, err
+}
+
+// Outcome is how one attempt ended, for Settle: Status "complete", "failed", "aborted",
+// or "queued" to hand an unstarted or interrupted job back (after DelaySeconds).
+type Outcome struct {
+	LeaseRef
+	Status       Status     `json:"status"`
+	Function     string     `json:"function,omitempty"`
+	Result       any        `json:"result,omitempty"`
+	Error        *ErrorInfo `json:"error,omitempty"`
+	DelaySeconds float64    `json:"delay_s,omitempty"`
+	RunSeconds   *float64   `json:"run_s,omitempty"`
+}
+
+// Settle reports many outcomes of the queue in one call; false where a lease was stale
+// (nothing changed).
+func (c *Client) Settle(ctx context.Context, outcomes []Outcome) ([]bool, error) {
+	var reply struct {
+		Settled []bool `json:"settled"`
+	}
+	err := c.do(ctx, call{method: "POST", path: c.queuePath("/leases/settle"),
+		body: map[string]any{"outcomes": outcomes}}, &reply)
+	return reply.Settled, err
 }

@@ -384,8 +384,12 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("client token deleting: want ErrForbidden, got %v", err)
 	}
 	asWorker := must(jobwire.New(serviceURL(t), jobwire.WithToken(workerToken)))(t).ForQueue(admin.QueueName())
-	if _, err := asWorker.Enqueue(ctx, "f", nil, nil); !errors.Is(err, jobwire.ErrForbidden) {
-		t.Fatalf("worker token enqueueing: want ErrForbidden, got %v", err)
+	if _, err := asWorker.Abort(ctx, job.ID, "not a worker's call"); !errors.Is(err, jobwire.ErrForbidden) {
+		t.Fatalf("worker token aborting: want ErrForbidden, got %v", err)
+	}
+	// Workers may enqueue (cron ticks, follow-up jobs): here on another queue.
+	if _, err := asWorker.ForQueue(admin.QueueName()+"-next").Enqueue(ctx, "next", nil, nil); err != nil {
+		t.Fatalf("worker token enqueueing: %v", err)
 	}
 	if leased := leaseOne(ctx, t, asWorker); leased.ID != job.ID {
 		t.Fatalf("worker leased %s, want %s", leased.ID, job.ID)

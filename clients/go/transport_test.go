@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -132,5 +133,20 @@ func TestTokenHeaderAndUnknownErrors(t *testing.T) {
 	}
 	if _, err := jobwire.New("ftp://example"); err == nil {
 		t.Fatal("an ftp URL should be refused")
+	}
+}
+
+func TestAContextEndingDuringBackoffWinsOverTheTransportError(t *testing.T) {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { unavailable(w) }))
+	defer server.Close()
+	client := must(jobwire.New(server.URL, jobwire.WithRetries(10, 200*time.Millisecond, time.Second)))(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := client.GetJob(ctx, "j1", 0)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want context.DeadlineExceeded, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "backend down") {
+		t.Fatalf("the last error should stay in the message: %v", err)
 	}
 }

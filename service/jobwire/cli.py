@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from jobwire.errors import InvalidJobState, JobNotFound, JobwireError
+from jobwire.errors import Forbidden, InvalidJobState, JobNotFound, JobwireError, Unauthenticated
 from jobwire.job import Job, Status
 from jobwire.queue import Queue
 from jobwire.worker import Worker
@@ -448,6 +448,8 @@ async def _work(settings_path: str, burst: bool, concurrency: int | None) -> int
     worker = Worker(queue, burst=burst, **options)
     try:
         await worker.start()
+    except (Unauthenticated, Forbidden):
+        return 1  # the worker logged why, in one line
     finally:
         await queue.close()
     return 0

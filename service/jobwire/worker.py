@@ -17,6 +17,7 @@ import orjson
 
 from jobwire.backends.base import Outcome
 from jobwire.cron import CronJob, TaskFunction
+from jobwire.errors import Forbidden, JobwireError, Unauthenticated
 from jobwire.job import ErrorInfo, Job, Status
 from jobwire.queue import Queue
 
@@ -27,6 +28,35 @@ CancelReason = Literal["abort", "shutdown", "lost"]
 RENEW_INTERVAL_S = 0.5  # how often leases are renewed (and aborts noticed)
 TOUCH_INTERVAL_S = 10.0  # how often the worker records itself as alive
 HARD_STOP_S = 5.0  # after cancelling, how long to wait for tasks before giving up
+BACKOFF_MAX_S = 10.0  # longest pause between lease tries while the service is unreachable
+
+
+class _Trouble:
+    """Logs a failing call once per change of state (failing, failing otherwise, working
+    again), not once per try: a service that is down for a minute is two log lines."""
+
+    __slots__ = ("failures", "state", "what")
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.state = ""
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        state = f"{type(exc).__name__}: {exc}"
+        if state != self.state:
+            self.state = state
+            logger.warning("%s failed (%s); retrying until it works", self.what, state)
+
+    def worked(self) -> None:
+        if self.failures:
+            logger.info("%s works again after %d failed tries", self.what, self.failures)
+        self.state, self.failures = "", 0
+
+    def backoff_s(self, base_s: float) -> float:
+        """The pause before the next try: doubling from ``base_s`` up to BACKOFF_MAX_S."""
+        return float(min(base_s * 2 ** min(self.failures - 1, 16), BACKOFF_MAX_S))
 
 
 class _Attempt:
@@ -115,9 +145,19 @@ class Worker:
         self._stopped = asyncio.Event()
         self._started = False
         self._closing = False
+        self.refused: JobwireError | None = None  # the service refused the token: stopped
+        self._lease_trouble = _Trouble("leasing jobs")
+        self._renew_trouble = _Trouble("renewing leases")
+        self._settle_trouble = _Trouble("reporting outcomes")
 
     async def start(self) -> None:
-        """Run until ``stop()`` (or a signal, or an empty queue in burst mode)."""
+        """Run until ``stop()`` (or a signal, or an empty queue in burst mode).
+
+        Raises:
+            Unauthenticated: The service refused the worker's token (401) when it leased;
+                the worker logged one line, handed back nothing and stopped.
+            Forbidden: The token's role may not lease (403); likewise.
+        """
         if self._started:
             raise RuntimeError("a Worker can be started once")
         self._started = True
@@ -155,6 +195,8 @@ class Worker:
                 await self._hook("shutdown", self.ctx)
                 self._stopped.set()
                 logger.info("worker %s stopped", self.id)
+        if self.refused is not None:
+            raise self.refused
 
     async def stop(self) -> None:
         """Stop gracefully: take no more jobs, let running ones finish within the grace
@@ -187,12 +229,23 @@ class Worker:
                 await asyncio.sleep(next_due_s)
 
     async def _lease(self, max_jobs: int, wait_s: float) -> tuple[list[Job], float | None]:
+        trouble = self._lease_trouble
         try:
-            return await self.queue.lease(self.id, max_jobs, wait_s=wait_s, stop=self._stopping)
-        except Exception:
-            logger.exception("leasing jobs failed; retrying in %s s", self.poll_interval_s)
-            await asyncio.sleep(self.poll_interval_s)
+            leased = await self.queue.lease(self.id, max_jobs, wait_s=wait_s, stop=self._stopping)
+        except (Unauthenticated, Forbidden) as exc:  # retrying cannot help: stop
+            logger.error("worker %s stops: the service refused its token: %s", self.id, exc)
+            self.refused = exc
+            self._request_stop()
             return [], None
+        except Exception as exc:  # unreachable, 503, ...: back off, log state changes only
+            trouble.failed(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), trouble.backoff_s(self.poll_interval_s)
+                )
+            return [], None
+        trouble.worked()
+        return leased
 
     def _abort_now(self, job_id: str) -> None:
         """The backend heard of an abort ahead of the next renew: cancel the job now."""
@@ -286,12 +339,13 @@ class Worker:
             batch, self._outcomes = self._outcomes, []
             try:
                 settled = await self.queue.settle(batch)
-            except Exception:
-                logger.exception("settling %d outcomes failed; retrying", len(batch))
+            except Exception as exc:
+                self._settle_trouble.failed(exc)
                 self._outcomes[:0] = batch
                 self._outcome_ready.set()
-                await asyncio.sleep(self.poll_interval_s)
+                await asyncio.sleep(self._settle_trouble.backoff_s(self.poll_interval_s))
                 continue
+            self._settle_trouble.worked()
             for outcome, done in zip(batch, settled, strict=True):
                 if not done:
                     logger.warning(
@@ -315,9 +369,10 @@ class Worker:
             leases = [(a.job.id, a.job.lease or "") for a in attempts]
             try:
                 states = await self.queue.renew(leases)
-            except Exception:
-                logger.exception("renewing %d leases failed", len(leases))
+            except Exception as exc:
+                self._renew_trouble.failed(exc)
                 continue
+            self._renew_trouble.worked()
             for attempt, state in zip(attempts, states, strict=True):
                 if state == "aborting":
                     attempt.cancel("abort")

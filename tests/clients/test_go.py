@@ -65,3 +65,8 @@ def test_go_client_is_formatted_vetted_and_passes_against_the_service(
     assert "--- SKIP" not in done.stdout, f"tests were skipped:\n{output}"
     passed = re.findall(r"^--- PASS: (\w+)", done.stdout, re.M)
     assert len(passed) >= 16 and "TestApply" in passed and "TestTokens" in passed, output
+    expected = {"ExampleClient_Enqueue", "ExampleWorker", "TestWorkerRunsFailsAbortsAndTimesOut",
+                "TestWorkerStopHandsBackRunningJobs", "TestWorkerStopsWithOneLineOnARefusedToken",
+                "TestAContextEndingDuringBackoffWinsOverTheTransportError",
+                "TestJitterIsSeededPerProcess"}  # fmt: skip
+    assert expected <= set(passed), output

@@ -2,9 +2,12 @@
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import httpx
 import pytest
 
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"
@@ -64,3 +67,51 @@ def test_check_mode_flags_a_stale_file(
     assert "out of date" in capsys.readouterr().err
     assert generator.main([]) == 0  # rewrites it
     assert generator.main(["--check"]) == 0
+
+
+def _document() -> dict[str, Any]:
+    return json.loads((CLIENTS / "openapi.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def test_every_operation_is_named_typed_and_declares_its_errors() -> None:
+    document = _document()
+    assert document["openapi"].startswith("3.1")
+    names = set()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            names.add(operation["operationId"])
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)
+            for status, response in responses.items():
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if status.startswith(("4", "5")):
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+                elif "application/json" in content:
+                    assert "$ref" in schema, (method, path, status)  # a model, not a string
+            if path.startswith("/v1/"):
+                assert {"400", "401", "403", "503"} <= set(responses), (method, path)
+    assert {"enqueueJob", "getJob", "abortJob", "retryJob", "deleteJob", "leaseJobs",
+            "heartbeatJob", "completeJob", "failJob", "watchJob"} <= names  # fmt: skip
+    paths = document["paths"]
+    assert {"200", "201"} <= set(paths["/v1/queues/{queue}/jobs"]["post"]["responses"])
+    assert {"200", "202"} <= set(paths["/v1/queues/{queue}/jobs/apply"]["post"]["responses"])
+    assert "409" in paths["/v1/jobs/{job_id}/complete"]["post"]["responses"]
+    events = paths["/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"]
+    assert set(events) == {"text/event-stream"}
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    worker = schemas["WorkerSeen"]["properties"]
+    assert set(worker) == {"id", "seen", "functions", "concurrency", "running", "host", "pid",
+                           "transport"}  # fmt: skip
+
+
+def test_docs_and_redoc_load_their_assets_from_the_service(service_url: str) -> None:
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(service_url + page).text
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert sources, html
+        for source in sources:
+            assert source.startswith("/"), f"{page} loads {source} from elsewhere"
+            asset = httpx.get(service_url + source)
+            assert asset.status_code == 200 and len(asset.content) > 1000, source

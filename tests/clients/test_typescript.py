@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from clients_helpers import Service
+from clients_helpers import Service, run
 
 from jobwire import Queue, Worker
 from jobwire.errors import JobFailed
@@ -277,3 +278,40 @@ async def test_node_and_python_workers_drain_one_queue(
         by = "node" if job.id in ran_in_node else "python"
         assert job.result == {"by": by, "i": job.kwargs["i"]}
     print(f"node ran {len(ran_in_node)} jobs, python {len(ran_in_python)}", file=sys.stderr)
+
+
+@pytest.mark.timeout(300)
+def test_npm_pack_on_a_fresh_checkout_gives_an_installable_package(
+    typescript_build: Path, tmp_path: Path, token_service: Service
+) -> None:
+    npm = shutil.which("npm")
+    assert npm is not None
+    fresh = tmp_path / "fresh"  # the committed files only: no dist/, no build/
+    listed = subprocess.run(
+        ["git", "ls-files", "."], cwd=typescript_build, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert listed, "clients/typescript has no committed files"
+    for name in listed:
+        (fresh / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(typescript_build / name, fresh / name)
+    (fresh / "node_modules").symlink_to(typescript_build / "node_modules")  # tsc, offline
+    run([npm, "pack", "--silent"], fresh, timeout=120)
+    [tarball] = fresh.glob("jobwire-client-*.tgz")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "package.json").write_text('{"name": "p", "private": true, "type": "module"}')
+    run([npm, "install", "--offline", "--no-audit", "--no-fund", str(tarball)], project, 120)
+    installed = project / "node_modules" / "@jobwire" / "client"
+    assert (installed / "README.md").exists()
+    for source_map in (installed / "dist").glob("*.js.map"):
+        for source in json.loads(source_map.read_text())["sources"]:
+            assert (source_map.parent / source).resolve().exists(), (source_map, source)
+    script = (
+        "import { Client } from '@jobwire/client';"
+        "const c = new Client();"
+        "const job = await c.enqueue('packed', { n: 1 }, { queue: 'packed-install' });"
+        "console.log(JSON.stringify((await c.queueInfo({ queue: 'packed-install' })).counts));"
+        "console.log(job.status);"
+    )
+    out = run(["node", "--input-type=module", "-e", script], project, 60, token_service.env())
+    assert out.split()[-1] == "queued", out

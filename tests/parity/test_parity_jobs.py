@@ -386,7 +386,8 @@ async def test_roles_on_a_service_with_tokens(
         assert (error.kind, error.code) == ("unauthenticated", "unauthenticated"), error
     error = await refused(client.delete(job["id"]))
     assert (error.kind, error.code) == ("forbidden", "forbidden"), error
-    error = await refused(worker.enqueue(queue, {"function": "f"}))
+    followup = (await worker.enqueue(queue, {"function": "f"})).job  # workers may enqueue
+    error = await refused(worker.abort(followup["id"]))
     assert (error.kind, error.code) == ("forbidden", "forbidden"), error
     error = await refused(client.lease(queue, "w"))
     assert (error.kind, error.code) == ("forbidden", "forbidden"), error

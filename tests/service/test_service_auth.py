@@ -22,7 +22,7 @@ ROLES: dict[str, str | None] = {
 }
 # The roles each route group admits; everyone else gets 403, no/unknown token 401.
 ALLOWED: dict[str, set[str]] = {
-    "enqueue": {"client", "admin"},
+    "enqueue": {"client", "worker", "admin"},  # workers: cron ticks, follow-up jobs
     "read": {"client", "worker", "admin"},
     "control": {"client", "admin"},
     "work": {"worker", "admin"},
@@ -240,7 +240,7 @@ async def test_sdk_sends_the_token_from_the_url(auth_service: str) -> None:
         assert (await producer.job(job.id)).kwargs == {"n": 1}
     async with Queue.from_url(f"http://:wrk@{host}", name=name) as worker_side:
         with pytest.raises(Forbidden):
-            await worker_side.enqueue("f")
+            await worker_side.abort(job, "not a worker's call")
         jobs, _ = await worker_side.lease("w", 1)
         assert [j.id for j in jobs] == [job.id]
     async with Queue.from_url(f"http://:bogus@{host}", name=name) as stranger:

@@ -37,12 +37,12 @@ export interface ClientOptions {
   queue?: string;
   /** Retries of idempotent calls on 502/503/504 and dropped connections (default 4). */
   retries?: number;
-  /** First retry backoff in ms, doubled each retry (default 100). */
-  retryBaseDelayMs?: number;
-  /** Longest retry backoff in ms (default 2000). */
-  retryMaxDelayMs?: number;
-  /** Timeout of one request in ms, on top of a long-poll's wait (default 30000). */
-  requestTimeoutMs?: number;
+  /** First retry backoff in seconds, doubled each retry (default 0.1). */
+  retryBaseDelayS?: number;
+  /** Longest retry backoff in seconds (default 2). */
+  retryMaxDelayS?: number;
+  /** Timeout of one request in seconds, on top of a long-poll's wait (default 30). */
+  requestTimeoutS?: number;
   /** A fetch implementation (default: the global one of Node >= 18). */
   fetch?: typeof fetch;
 }
@@ -63,15 +63,15 @@ export class Client {
     const token = options.token ?? (hasUrlToken ? undefined : env.JOBWIRE_TOKEN || undefined);
     const retry: RetryPolicy = {
       retries: options.retries ?? 4,
-      baseDelayMs: options.retryBaseDelayMs ?? 100,
-      maxDelayMs: options.retryMaxDelayMs ?? 2000,
+      baseDelayMs: (options.retryBaseDelayS ?? 0.1) * 1000,
+      maxDelayMs: (options.retryMaxDelayS ?? 2) * 1000,
     };
     this.queue = options.queue ?? "default";
     this.transport = new Transport({
       url,
       ...(token !== undefined ? { token } : {}),
       retry,
-      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      requestTimeoutMs: (options.requestTimeoutS ?? 30) * 1000,
       fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
     });
   }
@@ -219,8 +219,8 @@ export class Client {
   }
 
   /** A queue's counts per status and the workers seen on it in the last minute. */
-  async queueInfo(queue?: string, options: SignalOption = {}): Promise<QueueInfo> {
-    const data = await this.transport.json<RawQueueInfo>("GET", this.queuePath({ queue }), {
+  async queueInfo(options: QueueOption & SignalOption = {}): Promise<QueueInfo> {
+    const data = await this.transport.json<RawQueueInfo>("GET", this.queuePath(options), {
       idempotent: true,
       signal: options.signal,
     });

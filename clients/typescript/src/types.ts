@@ -139,12 +139,21 @@ export interface JobPage {
   nextCursor: string | null;
 }
 
-/** A worker the service saw on a queue in the last minute. */
+/** A worker the service saw on a queue in the last minute: one shape on every path. */
 export interface WorkerInfo {
   id: string;
   /** Unix time it was last seen. */
   seen: number;
-  [field: string]: unknown;
+  /** The functions it runs. */
+  functions: string[];
+  /** Jobs it runs at once. */
+  concurrency: number;
+  /** Jobs it ran when last seen. */
+  running: number;
+  host: string;
+  pid: number;
+  /** `http`, `grpc`, `grpc-stream`, or empty for a worker straight on a store. */
+  transport: string;
 }
 
 export interface QueueInfo {

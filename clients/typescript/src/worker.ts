@@ -7,7 +7,7 @@ import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 
 import type { Client } from "./client.js";
-import { StaleLease } from "./errors.js";
+import { Forbidden, StaleLease, Unauthenticated } from "./errors.js";
 import { sleep } from "./http.js";
 import type { ErrorInfo, LeasedJob, Outcome } from "./types.js";
 
@@ -159,7 +159,10 @@ export class Worker {
 
   /**
    * Run until `stop()`: lease jobs, run their handlers, renew their leases, report
-   * their outcomes. Resolves once stopped.
+   * their outcomes. Resolves once stopped; rejects with `Unauthenticated` or `Forbidden`
+   * (after one log line and a graceful stop) when the service refuses the token, since
+   * retrying cannot help. While the service is unreachable it backs off, logging once
+   * per change of state.
    */
   start(): Promise<void> {
     if (this.started) throw new Error("a Worker can be started once");
@@ -175,7 +178,7 @@ export class Worker {
   async stop(): Promise<void> {
     if (!this.stopping) this.stopController.abort();
     this.slotFree.set();
-    if (this.stoppedPromise) await this.stoppedPromise;
+    if (this.stoppedPromise) await this.stoppedPromise.catch(() => undefined);
   }
 
   private async run(): Promise<void> {
@@ -215,6 +218,7 @@ export class Worker {
   private async leaseLoop(): Promise<void> {
     const functions = [...this.functions.keys()].sort();
     let failures = 0;
+    let failing = "";
     while (!this.stopping) {
       const free = this.concurrency - this.attempts.size;
       if (free <= 0) {
@@ -232,10 +236,20 @@ export class Worker {
           functions,
           leaseS: this.leaseS,
         }));
+        if (failures > 0) this.log.info(`worker ${this.id}: leasing works again after ${failures} failed tries`);
         failures = 0;
+        failing = "";
       } catch (error) {
+        if (error instanceof Unauthenticated || error instanceof Forbidden) {
+          this.log.error(`worker ${this.id} stops: the service refused its token: ${describe(error)}`);
+          this.stopController.abort();
+          throw error;
+        }
         failures++;
-        this.log.error(`worker ${this.id}: leasing failed (${describe(error)}); retrying`);
+        if (describe(error) !== failing) {
+          failing = describe(error);
+          this.log.error(`worker ${this.id}: leasing failed (${failing}); retrying until it works`);
+        }
         const delay = Math.min(100 * 2 ** failures, 5000);
         await sleep(delay, this.stopController.signal).catch(() => undefined);
         continue;

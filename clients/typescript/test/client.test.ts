@@ -377,7 +377,9 @@ describe("auth", { skip: !roleTokens.client || !roleTokens.worker }, () => {
     assert.ok(forbidden instanceof Forbidden);
     assert.equal(forbidden.status, 403);
     assert.equal(forbidden.code, "forbidden");
-    assert.ok((await rejection(asWorker.enqueue("f"))) instanceof Forbidden);
+    assert.ok((await rejection(asWorker.abort(job.id))) instanceof Forbidden);
+    // Workers may enqueue (cron ticks, follow-up jobs): here on another queue.
+    assert.equal((await asWorker.enqueue("next", {}, { queue: `${queue}-next` })).status, "queued");
     assert.ok((await rejection(asClient.deleteJob(job.id))) instanceof Forbidden);
     assert.equal((await asWorker.getJob(job.id)).id, job.id);
     assert.equal((await asWorker.lease({ workerId: "w" })).jobs[0]?.id, job.id);

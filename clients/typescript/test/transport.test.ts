@@ -66,7 +66,7 @@ const JOB = {
   worker: null,
 };
 
-const fast = { retries: 3, retryBaseDelayMs: 5, retryMaxDelayMs: 20 };
+const fast = { retries: 3, retryBaseDelayS: 0.005, retryMaxDelayS: 0.02 };
 
 describe("retries", () => {
   test("an idempotent call is retried on 503 until it succeeds", async () => {
@@ -100,7 +100,7 @@ describe("retries", () => {
       calls++;
       reply(res, 503, { error: { code: "not_ready", message: "backend unreachable" } });
     });
-    const error = await new Client({ url, ...fast }).queueInfo("q").catch((e: unknown) => e);
+    const error = await new Client({ url, ...fast }).queueInfo({ queue: "q" }).catch((e: unknown) => e);
     assert.ok(error instanceof ServiceUnavailable);
     assert.equal(error.status, 503);
     assert.equal(error.code, "not_ready");
@@ -124,7 +124,7 @@ describe("retries", () => {
     const server = servers.pop();
     await new Promise((resolve) => server?.close(resolve)); // nothing listens there now
     const started = Date.now();
-    const client = new Client({ url, retries: 3, retryBaseDelayMs: 40, retryMaxDelayMs: 1000 });
+    const client = new Client({ url, retries: 3, retryBaseDelayS: 0.04, retryMaxDelayS: 1 });
     const error = await client.lease({ workerId: "w" }).catch((e: unknown) => e);
     assert.ok(error instanceof ConnectionFailed, String(error));
     assert.equal(error.code, "connection");
@@ -138,7 +138,7 @@ describe("retries", () => {
     const port = new URL(probe).port;
     const first = servers.pop();
     await new Promise((resolve) => first?.close(resolve));
-    const client = new Client({ url: probe, retries: 6, retryBaseDelayMs: 50, retryMaxDelayMs: 200 });
+    const client = new Client({ url: probe, retries: 6, retryBaseDelayS: 0.05, retryMaxDelayS: 0.2 });
     const pending = client.getJob("j1");
     await new Promise((resolve) => setTimeout(resolve, 120));
     const server = createServer((_req, res) => reply(res, 200, JOB));

@@ -6,6 +6,7 @@ import { setTimeout as delay } from "node:timers/promises";
 
 import {
   JobFailed,
+  Unauthenticated,
   Worker,
   type Client,
   type Handler,
@@ -276,5 +277,16 @@ describe("Worker", () => {
     await running;
     assert.ok(Date.now() - began < 2000, `stop took ${Date.now() - began} ms`);
     assert.throws(() => new Worker(client, { functions: {}, concurrency: 0 }), RangeError);
+  });
+
+  test("a refused token stops the worker with one log line and rejects start()", async () => {
+    const client = makeClient({ token: "not-a-token" });
+    const lines: string[] = [];
+    const logger = { info: () => undefined, warn: () => undefined, error: (m: string) => void lines.push(m) };
+    const worker = new Worker(client, { functions: { f: async () => 1 }, logger, leaseWaitS: 0.1 });
+    await assert.rejects(worker.start(), (error: unknown) => error instanceof Unauthenticated);
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0] ?? "", /refused its token/);
+    await worker.stop(); // safe after the refusal
   });
 });

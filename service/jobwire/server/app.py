@@ -13,12 +13,21 @@ from jobwire.server.core import ServiceCore
 from jobwire.server.metrics import Metrics
 from jobwire.server.registry import QueueRegistry
 from jobwire.server.rest import jobs, system, work
+from jobwire.server.rest.contract import finish_document
+from jobwire.server.rest.docs import install_docs
 from jobwire.server.rest.errors import install_error_handlers
 from jobwire.server.rest.middleware import BodyLimitMiddleware, HttpMetricsMiddleware
 from jobwire.server.rest.responses import JsonResponse
 from jobwire.server.settings import Settings
 
 logger = logging.getLogger("jobwire.server")
+API_DESCRIPTION = (
+    "Jobwire's REST API: enqueue, read, wait for, watch and abort jobs; workers lease jobs, "
+    "renew their leases and report outcomes (docs/worker-protocol.md). Errors are always "
+    '`{"error": {"code", "message"}}`. With tokens, send `Authorization: Bearer <token>`; '
+    "roles: `client` (enqueue, read, abort, retry), `worker` (lease, heartbeat, complete, "
+    "fail, read, enqueue), `admin` (everything, plus delete)."
+)
 
 
 def create_app(settings: Settings, *, core: ServiceCore | None = None) -> FastAPI:
@@ -54,13 +63,19 @@ def create_app(settings: Settings, *, core: ServiceCore | None = None) -> FastAP
         version=__version__,
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        docs_url=None,  # served from local assets by install_docs
+        redoc_url=None,
+        description=API_DESCRIPTION,
     )
+    build_document = app.openapi
+    app.openapi = lambda: finish_document(build_document())  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.auth = Authenticator(settings.token_roles())
     app.state.core = service
     install_error_handlers(app)
     for router in (jobs.router, work.router, system.router):
         app.include_router(router)
+    install_docs(app, "Jobwire")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware, metrics=service.metrics)
     return app

@@ -14,7 +14,7 @@ class Role(enum.StrEnum):
     """What a token may do."""
 
     CLIENT = "client"  # enqueue, read, abort, retry
-    WORKER = "worker"  # lease, heartbeat, complete, fail, read
+    WORKER = "worker"  # lease, heartbeat, complete, fail, read; enqueue (cron, follow-ups)
     ADMIN = "admin"  # everything, plus delete
 
 
@@ -30,7 +30,8 @@ class Permission(enum.StrEnum):
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.CLIENT: frozenset({Permission.READ, Permission.ENQUEUE, Permission.CONTROL}),
-    Role.WORKER: frozenset({Permission.READ, Permission.WORK}),
+    # Workers enqueue too: cron ticks and follow-up jobs run on a worker's token.
+    Role.WORKER: frozenset({Permission.READ, Permission.ENQUEUE, Permission.WORK}),
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -98,6 +98,7 @@ class JobServiceServicer:
 
     def Enqueue(self, request, context):
         """Enqueue one job (role client).
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +106,7 @@ class JobServiceServicer:
 
     def EnqueueBatch(self, request, context):
         """Enqueue up to 1000 jobs in one store round trip (role client); answers in order.
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +116,7 @@ class JobServiceServicer:
         """Enqueue one job and wait until it finishes (role client). The wait ends shortly
         before the call's deadline (or after the service's max wait, 60 s by default, when
         the call has none); the reply then holds the job as it is, not finished.
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,6 +124,7 @@ class JobServiceServicer:
 
     def GetJob(self, request, context):
         """One job (role client or worker); with `wait_s`, wait until it finishes first.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,6 +133,7 @@ class JobServiceServicer:
     def WatchJob(self, request, context):
         """The job now, then after every change of status or progress, until it is finished
         (role client or worker). Ends with NOT_FOUND if the job is deleted meanwhile.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (also when deleted meanwhile), UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +143,7 @@ class JobServiceServicer:
         """Abort a job (role client): a queued or scheduled one at once; an active one turns
         `aborting` and its worker is told at once (if it streams from this process) or at
         its next heartbeat.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,6 +151,8 @@ class JobServiceServicer:
 
     def RetryJob(self, request, context):
         """Queue a finished job again (role client); FAILED_PRECONDITION if it is still live.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (`invalid_state`: still
+        live), UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,6 +160,7 @@ class JobServiceServicer:
 
     def DeleteJob(self, request, context):
         """Delete a job whatever its status (role admin).
+        Errors: INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,6 +168,7 @@ class JobServiceServicer:
 
     def ListJobs(self, request, context):
         """A page of a queue's jobs (role client or worker).
+        Errors: INVALID_ARGUMENT (limit, cursor), UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,6 +176,7 @@ class JobServiceServicer:
 
     def GetQueue(self, request, context):
         """A queue's counts per status, its workers and its recent throughput.
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -173,6 +184,7 @@ class JobServiceServicer:
 
     def ListQueues(self, request, context):
         """Every queue the store knows, with its counts.
+        Errors: UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -600,6 +612,7 @@ class WorkerServiceServicer:
     def Lease(self, request, context):
         """Take up to `max_jobs` due jobs, each with its lease token; waits up to `wait_s`
         when none is due.
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -607,6 +620,8 @@ class WorkerServiceServicer:
 
     def Heartbeat(self, request, context):
         """Renew leases (and store progress/meta); each comes back active, aborting or lost.
+        Errors: INVALID_ARGUMENT, UNAVAILABLE (a stale lease is the state `lost`, not an
+        error).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -614,6 +629,8 @@ class WorkerServiceServicer:
 
     def Complete(self, request, context):
         """Report success; FAILED_PRECONDITION if the lease is stale (nothing changed).
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (`stale_lease`),
+        UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -622,6 +639,8 @@ class WorkerServiceServicer:
     def Fail(self, request, context):
         """Report failure: retried if it has retries left (unless `no_retry`), else failed.
         FAILED_PRECONDITION if the lease is stale.
+        Errors: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (`stale_lease`),
+        UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -629,6 +648,7 @@ class WorkerServiceServicer:
 
     def Settle(self, request, context):
         """Report many outcomes as the worker decided them; `false` where a lease was stale.
+        Errors: INVALID_ARGUMENT, UNAVAILABLE (a stale lease is `false`, not an error).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -637,6 +657,7 @@ class WorkerServiceServicer:
     def Sweep(self, request, context):
         """Reclaim jobs of the queue whose lease expired now (the service also does it
         periodically).
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -658,6 +679,8 @@ class WorkerServiceServicer:
         6. On shutdown the server sends `drain`: credits are void; the worker hands back
         the pushed jobs it has not started (results with status QUEUED), reports the
         running ones within `grace_s`, then closes its side; it may reconnect elsewhere.
+        Errors: INVALID_ARGUMENT (hello missing or malformed), UNAVAILABLE (store down, or
+        the service stopping after the drain).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

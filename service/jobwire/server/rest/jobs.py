@@ -13,6 +13,8 @@ from sse_starlette import EventSourceResponse
 from jobwire.job import JOB_ID_PATTERN, NAME_PATTERN, Job, Status
 from jobwire.server.auth import Permission, require
 from jobwire.server.core import MAX_PAGE, ServiceCore
+from jobwire.server.rest import contract as c
+from jobwire.server.rest.contract import responses
 from jobwire.server.rest.responses import JsonResponse
 from jobwire.server.rest.routes import GuardedRoute
 from jobwire.server.schemas import AbortRequest, BatchRequest, EnqueueRequest
@@ -38,6 +40,14 @@ def job_body(job: Job, **extra: Any) -> dict[str, Any]:
     "/v1/queues/{queue}/jobs",
     status_code=201,
     tags=["jobs"],
+    operation_id="enqueueJob",
+    responses=responses(
+        {
+            201: (c.EnqueuedJob, "Enqueued."),
+            200: (c.EnqueuedJob, "A live job with this id or key exists: that job, duplicate."),
+        },
+        body=True,
+    ),
     dependencies=[Depends(require(Permission.ENQUEUE))],
 )
 async def enqueue(
@@ -56,6 +66,8 @@ async def enqueue(
 @router.post(
     "/v1/queues/{queue}/jobs/batch",
     tags=["jobs"],
+    operation_id="enqueueJobs",
+    responses=responses({200: (c.BatchResult, "The jobs, in order.")}, body=True),
     dependencies=[Depends(require(Permission.ENQUEUE))],
 )
 async def enqueue_batch(queue: QueueName, body: BatchRequest, request: Request) -> JsonResponse:
@@ -67,6 +79,14 @@ async def enqueue_batch(queue: QueueName, body: BatchRequest, request: Request) 
 @router.post(
     "/v1/queues/{queue}/jobs/apply",
     tags=["jobs"],
+    operation_id="applyJob",
+    responses=responses(
+        {
+            200: (c.EnqueuedJob, "Finished (complete, failed or aborted)."),
+            202: (c.EnqueuedJob, "Still running when `wait` ran out."),
+        },
+        body=True,
+    ),
     dependencies=[Depends(require(Permission.ENQUEUE))],
 )
 async def apply(
@@ -78,7 +98,13 @@ async def apply(
     return JsonResponse(job_body(job, duplicate=not created), status_code=status)
 
 
-@router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(Permission.READ))])
+@router.get(
+    "/v1/jobs/{job_id}",
+    tags=["jobs"],
+    operation_id="getJob",
+    responses=responses({200: (c.Job, "The job (finished or not when `wait` ran out).")}, 404),
+    dependencies=[Depends(require(Permission.READ))],
+)
 async def get_job(
     job_id: JobIdPath, request: Request, queue: QueueHint = None, wait: Wait = 0
 ) -> JsonResponse:
@@ -87,7 +113,12 @@ async def get_job(
 
 
 @router.get(
-    "/v1/jobs/{job_id}/events", tags=["jobs"], dependencies=[Depends(require(Permission.READ))]
+    "/v1/jobs/{job_id}/events",
+    tags=["jobs"],
+    operation_id="watchJob",
+    response_class=EventSourceResponse,
+    responses={**responses({}, 404), 200: c.SSE_RESPONSE},
+    dependencies=[Depends(require(Permission.READ))],
 )
 async def job_events(
     job_id: JobIdPath, request: Request, queue: QueueHint = None
@@ -110,7 +141,15 @@ async def job_events(
 
 
 @router.post(
-    "/v1/jobs/{job_id}/abort", tags=["jobs"], dependencies=[Depends(require(Permission.CONTROL))]
+    "/v1/jobs/{job_id}/abort",
+    tags=["jobs"],
+    operation_id="abortJob",
+    responses=responses(
+        {200: (c.Job, "Aborted (queued), aborting (active) or as it was (finished).")},
+        404,
+        body=True,
+    ),
+    dependencies=[Depends(require(Permission.CONTROL))],
 )
 async def abort(
     job_id: JobIdPath, request: Request, body: AbortRequest | None = None, queue: QueueHint = None
@@ -121,7 +160,11 @@ async def abort(
 
 
 @router.post(
-    "/v1/jobs/{job_id}/retry", tags=["jobs"], dependencies=[Depends(require(Permission.CONTROL))]
+    "/v1/jobs/{job_id}/retry",
+    tags=["jobs"],
+    operation_id="retryJob",
+    responses=responses({200: (c.Job, "Queued again.")}, 404, 409),
+    dependencies=[Depends(require(Permission.CONTROL))],
 )
 async def retry(job_id: JobIdPath, request: Request, queue: QueueHint = None) -> JsonResponse:
     """Queue a finished job again (409 if it is still live)."""
@@ -132,6 +175,8 @@ async def retry(job_id: JobIdPath, request: Request, queue: QueueHint = None) ->
     "/v1/jobs/{job_id}",
     status_code=204,
     tags=["jobs"],
+    operation_id="deleteJob",
+    responses=responses({204: (None, "Deleted.")}, 404),
     dependencies=[Depends(require(Permission.DELETE))],
 )
 async def delete(job_id: JobIdPath, request: Request, queue: QueueHint = None) -> Response:
@@ -140,20 +185,36 @@ async def delete(job_id: JobIdPath, request: Request, queue: QueueHint = None) -
     return Response(status_code=204)
 
 
-@router.get("/v1/queues", tags=["queues"], dependencies=[Depends(require(Permission.READ))])
+@router.get(
+    "/v1/queues",
+    tags=["queues"],
+    operation_id="listQueues",
+    responses=responses({200: (c.QueueList, "Every queue.")}),
+    dependencies=[Depends(require(Permission.READ))],
+)
 async def list_queues(request: Request) -> JsonResponse:
     """Every queue with its counts per status."""
     return JsonResponse({"queues": await core_of(request).queues()})
 
 
-@router.get("/v1/queues/{queue}", tags=["queues"], dependencies=[Depends(require(Permission.READ))])
+@router.get(
+    "/v1/queues/{queue}",
+    tags=["queues"],
+    operation_id="getQueue",
+    responses=responses({200: (c.QueueInfo, "The queue (empty counts if it has no jobs).")}),
+    dependencies=[Depends(require(Permission.READ))],
+)
 async def queue_info(queue: QueueName, request: Request) -> JsonResponse:
     """Counts per status and the workers seen in the last minute."""
     return JsonResponse(await core_of(request).queue_info(queue))
 
 
 @router.get(
-    "/v1/queues/{queue}/jobs", tags=["queues"], dependencies=[Depends(require(Permission.READ))]
+    "/v1/queues/{queue}/jobs",
+    tags=["queues"],
+    operation_id="listJobs",
+    responses=responses({200: (c.JobPage, "A page of jobs.")}),
+    dependencies=[Depends(require(Permission.READ))],
 )
 async def list_jobs(
     queue: QueueName,

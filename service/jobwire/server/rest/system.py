@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from jobwire.server.auth import Permission
+from jobwire.server.rest import contract as c
 from jobwire.server.rest.errors import error_response
 from jobwire.server.rest.jobs import core_of
 from jobwire.server.rest.responses import JsonResponse
@@ -14,13 +15,24 @@ router = APIRouter(tags=["system"])
 READY_TIMEOUT_S = 2.0
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    operation_id="healthz",
+    responses={200: {"model": c.Health, "description": "Alive."}},
+)
 async def healthz() -> JsonResponse:
     """The process is alive."""
     return JsonResponse({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    responses={
+        200: {"model": c.Health, "description": "The store answers."},
+        503: {"model": c.Error, "description": "The store does not answer (`not_ready`)."},
+    },
+)
 async def readyz(request: Request) -> JsonResponse:
     """The backend answers (503 if not)."""
     try:
@@ -31,7 +43,18 @@ async def readyz(request: Request) -> JsonResponse:
     return JsonResponse({"status": "ready"})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    responses={
+        200: {
+            "description": "Prometheus text.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        401: {"model": c.Error, "description": c.ERRORS[401] + " Only when metrics are private."},
+        403: {"model": c.Error, "description": c.ERRORS[403]},
+    },
+)
 async def metrics(request: Request) -> Response:
     """Prometheus exposition; queue depths are read from the backend (cached briefly)."""
     state = request.app.state

@@ -1,0 +1,26 @@
+// Compile-time check: @jobwire/client's wire types (clients/typescript/src/types.ts) have
+// the fields clients/openapi.json gives the same objects, camelCased. `tsc` fails on drift.
+import type { components } from "./schema.js";
+import type {
+  ErrorInfo,
+  Job,
+  LeasedJob,
+  QueueInfo,
+  WorkerInfo,
+} from "../../../../clients/typescript/src/types.js";
+
+type Schemas = components["schemas"];
+type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+type CamelKeys<T> = Camel<keyof T & string>;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Check<T extends true> = T;
+
+export type Checks = [
+  Check<Same<CamelKeys<Schemas["Job"]>, Exclude<keyof Job, "duplicate">>>,
+  Check<Same<CamelKeys<Schemas["EnqueuedJob"]>, keyof Required<Job>>>,
+  Check<Same<CamelKeys<Schemas["LeasedJob"]>, Exclude<keyof LeasedJob, "duplicate">>>,
+  Check<Same<CamelKeys<Schemas["ErrorInfo"]>, keyof ErrorInfo>>,
+  Check<Same<CamelKeys<Schemas["QueueInfo"]>, keyof QueueInfo>>,
+  Check<Same<CamelKeys<Schemas["WorkerSeen"]>, keyof WorkerInfo>>,
+  Check<Same<Schemas["Status"], Job["status"]>>,
+];
