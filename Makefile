@@ -95,6 +95,7 @@ test-quick: install-dev redis-binary postgres-binary
 
 lint: install-dev
 	$(BIN)/ruff check service tests bench examples
+	$(BIN)/ruff format --check service tests bench examples clients protos
 	$(BIN)/mypy
 
 # Regenerate the committed gRPC stubs (service/jobwire/v1/jobwire_pb2*) from protos/;

@@ -168,6 +168,4 @@ class JobwireGrpc(Jobwire):
         return Queue.from_url(os.environ[GRPC_URL_ENV], name=name)
 
 
-SYSTEMS: dict[str, System] = {
-    s.key: s for s in (Saq(), Jobwire(), JobwireHttp(), JobwireGrpc())
-}
+SYSTEMS: dict[str, System] = {s.key: s for s in (Saq(), Jobwire(), JobwireHttp(), JobwireGrpc())}

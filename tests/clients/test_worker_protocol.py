@@ -29,9 +29,7 @@ def test_the_example_is_a_short_worker() -> None:
 
 
 @pytest.fixture
-def worker(
-    tmp_path: Path, token_service: Service
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def worker(tmp_path: Path, token_service: Service) -> Iterator[tuple[subprocess.Popen[str], str]]:
     script = tmp_path / "worker.mjs"
     script.write_text(_example(), encoding="utf-8")
     queue = f"proto-{uuid4().hex[:10]}"

@@ -88,9 +88,7 @@ async def test_get_job_and_its_wait(api: Stubs, queue_name: str) -> None:
         pb.GetJobRequest(job_id=created.id, queue=queue_name, wait_s=0.5)
     )
     assert waited.status == pb.STATUS_QUEUED and time.monotonic() - started >= 0.45
-    waiting = asyncio.ensure_future(
-        api.jobs.GetJob(pb.GetJobRequest(job_id=created.id, wait_s=10))
-    )
+    waiting = asyncio.ensure_future(api.jobs.GetJob(pb.GetJobRequest(job_id=created.id, wait_s=10)))
     await _complete(api, queue_name, await _lease_one(api, queue_name), "done")
     assert (await asyncio.wait_for(waiting, 5)).status == pb.STATUS_COMPLETE
 
@@ -160,9 +158,7 @@ async def test_list_jobs_pages_and_filters(api: Stubs, queue_name: str) -> None:
     assert len({j.id for j in [*first.jobs, *rest.jobs]}) == 7
     only_b = await api.jobs.ListJobs(pb.ListJobsRequest(queue=queue_name, function="b"))
     assert [j.function for j in only_b.jobs] == ["b", "b"]
-    done = await api.jobs.ListJobs(
-        pb.ListJobsRequest(queue=queue_name, status=pb.STATUS_COMPLETE)
-    )
+    done = await api.jobs.ListJobs(pb.ListJobsRequest(queue=queue_name, status=pb.STATUS_COMPLETE))
     assert list(done.jobs) == []
 
 
@@ -177,7 +173,12 @@ async def test_get_queue_and_list_queues(api: Stubs, queue_name: str) -> None:
                                  "complete": 0, "failed": 0, "aborted": 0}  # fmt: skip
     assert [w.id for w in info.workers] == ["w"]
     assert orjson.loads(info.workers[0].info_json) == {
-        "functions": [], "concurrency": 1, "running": 0, "host": "", "pid": 0, "transport": "grpc"
+        "functions": [],
+        "concurrency": 1,
+        "running": 0,
+        "host": "",
+        "pid": 0,
+        "transport": "grpc",
     }
     listed = await api.jobs.ListQueues(pb.ListQueuesRequest())
     mine = [q for q in listed.queues if q.name == queue_name]

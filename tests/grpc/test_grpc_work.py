@@ -68,7 +68,7 @@ async def test_fail_retries_then_fails(api: Stubs, queue_name: str) -> None:
 
 async def test_fail_without_retry_and_settle_and_sweep(api: Stubs, queue_name: str) -> None:
     first, second = await _enqueue(api, queue_name, 2, retries=3)
-    leased = (await api.work.Lease(pb.LeaseRequest(queue=queue_name, worker_id="w", max_jobs=2)))
+    leased = await api.work.Lease(pb.LeaseRequest(queue=queue_name, worker_id="w", max_jobs=2))
     by_id = {job.id: job for job in leased.jobs}
     final = await api.work.Fail(pb.FailRequest(
         queue=queue_name, job_id=first.id, lease=by_id[first.id].lease, no_retry=True

@@ -55,9 +55,9 @@ class EnqueueRequest(_Strict):
     heartbeat: OptionSeconds = Field(  # validated: 0.0, as a stored job has it, not 0
         0, validate_default=True, description="Lease length in seconds (0: default)."
     )
-    scheduled: Annotated[
-        float, Field(ge=0, le=LIMITS.scheduled_max, allow_inf_nan=False)
-    ] = Field(0, description="Unix time before which it does not start.")
+    scheduled: Annotated[float, Field(ge=0, le=LIMITS.scheduled_max, allow_inf_nan=False)] = Field(
+        0, description="Unix time before which it does not start."
+    )
     retry_delay: OptionSeconds = Field(0, description="Seconds before a retry.")
     retry_backoff: bool | OptionSeconds = Field(
         False, description="Double the delay each retry (a number caps it)."

@@ -37,8 +37,6 @@ def encode_job(job: Job) -> list[Any]:
     return fields
 
 
-
-
 def decode_job(job_id: str, queue: str, fields: dict[bytes, bytes]) -> Job:
     """Build a ``Job`` from its hash fields (absent fields take their defaults).
 

@@ -307,6 +307,7 @@ class GrpcBackend(RemoteBackend):
         finally:
             call.cancel()
 
+
 class _Channel:
     """One gRPC channel (HTTP/2 connection), opened on first use inside the loop."""
 

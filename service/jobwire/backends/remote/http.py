@@ -233,6 +233,7 @@ class HttpBackend(RemoteBackend):
                     data = orjson.loads(line[5:])
                     yield Job.from_dict(data) if "function" in data else None
 
+
 _JSON = {"content-type": "application/json"}
 _SAFE_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 # Below the service's keep-alive (uvicorn's 5 s): a reused connection is never one the
