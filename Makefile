@@ -5,7 +5,7 @@ PYTHON ?= python3
 REDIS_PORT ?= 6379
 
 .PHONY: install install-dev lock run worker test test-quick lint bench bench-service proto openapi \
-	redis-binary redis-up postgres-binary go-toolchain node-binary wrk-binary
+	redis-binary redis-up postgres-binary go-toolchain node-binary wrk-binary chromium
 
 # Two installs, each from its lockfile (requirements/*.txt, pinned with hashes; `make lock`
 # rewrites them from pyproject.toml): `install` is what `make run` / `make worker` run
@@ -47,6 +47,13 @@ wrk-binary:
 		echo "wrk not found: installing it with apt-get"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
+# tests/ui drive headless Chromium through Playwright, using Debian's browser (Playwright's
+# own browser download is not used); install it if it is missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "chromium not found: installing it with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # tests/clients/test_go.py builds and tests the Go client (stdlib only, Go >= 1.19).
 go-toolchain:
 	@command -v go >/dev/null || test -x /usr/lib/go/bin/go || { \
@@ -86,7 +93,7 @@ worker: install
 	$(BIN)/jobwire worker examples.tasks.settings
 
 # pytest's addopts (pyproject.toml) run the tests in pytest-xdist workers.
-test: install-dev redis-binary postgres-binary go-toolchain node-binary lint
+test: install-dev redis-binary postgres-binary go-toolchain node-binary chromium lint
 	$(BIN)/pytest
 
 # The quick run: no lint, no tests marked slow.

@@ -19,6 +19,7 @@ from jobwire.server.rest.errors import install_error_handlers
 from jobwire.server.rest.middleware import BodyLimitMiddleware, HttpMetricsMiddleware
 from jobwire.server.rest.responses import JsonResponse
 from jobwire.server.settings import Settings
+from jobwire.server.ui import router as ui_router
 
 logger = logging.getLogger("jobwire.server")
 API_DESCRIPTION = (
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, core: ServiceCore | None = None) -> FastAP
     for router in (jobs.router, work.router, system.router):
         app.include_router(router)
     install_docs(app, "Jobwire")
+    app.include_router(ui_router)  # the dashboard: /ui (and / redirecting there)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware, metrics=service.metrics)
     return app

@@ -5,7 +5,7 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from jobwire.server.auth import Permission
+from jobwire.server.auth import GRANTS, Permission
 from jobwire.server.rest import contract as c
 from jobwire.server.rest.errors import error_response
 from jobwire.server.rest.jobs import core_of
@@ -63,3 +63,13 @@ async def metrics(request: Request) -> Response:
     core = core_of(request)
     await core.refresh_metrics()
     return Response(core.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/whoami", include_in_schema=False)  # the dashboard's; not yet in OpenAPI
+async def whoami(request: Request) -> JsonResponse:
+    """The role of the request's token and what it may do (401 like any route without a
+    valid token; everyone is admin when no tokens are configured)."""
+    auth = request.app.state.auth
+    role = auth.role_of(request.headers.get("authorization"))
+    permissions = sorted(permission.value for permission in GRANTS[role])
+    return JsonResponse({"role": role.value, "permissions": permissions, "auth": auth.enabled})
