@@ -8,8 +8,10 @@ import re
 import time
 from typing import Any
 
+import httpx
 from conftest import ADMIN, CLIENT, Service, sign_in
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
+from service_fixtures import start_service, stop_service
 
 QUEUE = "ui"
 
@@ -147,6 +149,7 @@ def test_queue_page_filters_and_pages_server_side(
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"status=failed"))
     expect(rows.first).to_be_visible()
+    expect(page.locator('#counts a[data-count="scheduled"]')).to_have_text("scheduled: 25")
     statuses = page.locator("#jobs tbody tr[data-job] .status")
     assert set(statuses.all_text_contents()) == {"failed"}
     shot(page, tmp_path, "queue")
@@ -183,3 +186,33 @@ def test_sign_in_is_asked_for_and_a_bad_token_refused(service: Service, page: Pa
     expect(page.locator(f'tr[data-queue="{QUEUE}"]')).to_be_visible()
     page.click("#signout")
     expect(page.locator("#token")).to_be_visible()
+
+
+def test_without_tokens_on_loopback_it_opens_directly_and_fits_a_phone(
+    browser: Browser, tmp_path: pathlib.Path
+) -> None:
+    proc, url, _ = start_service(f"sqlite:///{tmp_path}/open.db")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        response = httpx.post(f"{url}/v1/queues/phone/jobs", json={"function": "nothing"})
+        assert response.status_code == 201, response.text
+        page = context.new_page()
+        page.goto(f"{url}/ui")
+        expect(page.locator("#role")).to_have_text("role: admin")
+        expect(page.locator("#signout")).to_have_count(0)
+        expect(page.locator('tr[data-queue="phone"] td[data-count="queued"]')).to_have_text("1")
+        expect(page.locator('tr[data-queue="phone"] td[data-field="oldest"]')).not_to_have_text("—")
+        # the page itself does not scroll sideways at a phone's width (wide tables scroll
+        # inside their card)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(page, tmp_path, "overview-phone")
+        page.keyboard.press("Tab")  # skip link, then the brand, then the queue
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(f"{url}/ui/queues/phone")
+        expect(page.locator("#jobs tbody tr[data-job]")).to_have_count(1)
+        shot(page, tmp_path, "queue-phone")
+    finally:
+        context.close()
+        stop_service(proc)

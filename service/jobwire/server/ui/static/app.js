@@ -10,6 +10,7 @@ const QUEUE_EVERY_MS = 3000;
 const CHART_SAMPLES = 150; // five minutes at OVERVIEW_EVERY_MS
 const STUCK_AFTER_S = 60;
 const PAGE_SIZE = 50;
+const NARROW_HIDDEN = new Set(["scheduled", "aborting", "aborted"]); // on a phone's width
 
 const main = document.getElementById("main");
 let me = null; // {role, permissions, auth} from GET /v1/whoami
@@ -37,7 +38,7 @@ function h(tag, attrs = {}, ...children) {
 }
 
 function append(el, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -248,13 +249,12 @@ function overview() {
   const table = h("table", { id: "queues" },
     h("thead", {}, h("tr", {},
       h("th", {}, "Queue"),
-      STATUSES.map((s) => h("th", { class: "num" }, s)),
+      STATUSES.map((s) => h("th", { class: `num${NARROW_HIDDEN.has(s) ? " hide-narrow" : ""}` }, s)),
       h("th", { class: "num" }, "Oldest queued"),
       h("th", { class: "num" }, "Workers"),
       h("th", { class: "num hide-narrow" }, "Done/s (5 min)"),
       h("th", { class: "hide-narrow" }, h("span", { class: "legend" },
         "Per s: ", h("span", { class: "c" }, "completed"), " / ", h("span", { class: "f" }, "failed"))),
-      h("th", {}, "Paused"),
     )),
     body);
   const updated = h("p", { class: "muted", id: "updated" });
@@ -282,7 +282,8 @@ function overview() {
       const waiting = (info.counts.queued || 0) > 0;
       return h("tr", { "data-queue": info.name },
         h("td", {}, h("a", { href: queueUrl(info.name) }, info.name)),
-        STATUSES.map((s) => h("td", { class: "num", "data-count": s },
+        STATUSES.map((s) => h("td", {
+          class: `num${NARROW_HIDDEN.has(s) ? " hide-narrow" : ""}`, "data-count": s },
           h("a", { href: `${queueUrl(info.name)}?status=${s}`,
             "aria-label": `${info.name}: ${info.counts[s] || 0} ${s}` }, info.counts[s] || 0))),
         h("td", { class: `num${age !== null && age > STUCK_AFTER_S ? " stuck" : ""}`,
@@ -291,7 +292,6 @@ function overview() {
           workers),
         h("td", { class: "num hide-narrow" }, (info.finished_per_s || 0).toFixed(2)),
         h("td", { class: "hide-narrow" }, chart(samples)),
-        h("td", { class: "muted", title: "pause/resume is not available in this version" }, "—"),
       );
     });
     replace(body, rows.length ? rows
