@@ -9,9 +9,8 @@ import time
 from typing import Any
 
 import httpx
-from conftest import ADMIN, CLIENT, Service, sign_in
 from playwright.sync_api import Browser, Page, expect
-from service_fixtures import start_service, stop_service
+from ui_helpers import ADMIN, CLIENT, Service, sign_in
 
 QUEUE = "ui"
 
@@ -52,10 +51,12 @@ def test_overview_counts_change_as_jobs_run(
 ) -> None:
     sign_in(page, f"{service.url}/ui", ADMIN)
     before = service.rest.get(f"/v1/queues/{QUEUE}").json()["counts"]
-    jobs = [enqueue(service, "sleepy", kwargs={"seconds": 4}) for _ in range(3)]
-    expect(count_cell(page, "active")).to_have_text(str(before["active"] + 3), timeout=10_000)
+    gate = tmp_path / "gate"
+    jobs = [enqueue(service, "gated", kwargs={"gate": str(gate)}) for _ in range(3)]
+    expect(count_cell(page, "active")).to_have_text(str(before["active"] + 3))
     expect(page.locator(f'tr[data-queue="{QUEUE}"] td[data-field="workers"]')).to_have_text("1")
     shot(page, tmp_path, "overview-running")
+    gate.touch()
     for job in jobs:
         wait_status(service, job["id"], "complete")
     expect(count_cell(page, "complete")).to_have_text(str(before["complete"] + 3))
@@ -189,9 +190,9 @@ def test_sign_in_is_asked_for_and_a_bad_token_refused(service: Service, page: Pa
 
 
 def test_without_tokens_on_loopback_it_opens_directly_and_fits_a_phone(
-    browser: Browser, tmp_path: pathlib.Path
+    open_url: str, browser: Browser, tmp_path: pathlib.Path
 ) -> None:
-    proc, url, _ = start_service(f"sqlite:///{tmp_path}/open.db")
+    url = open_url
     context = browser.new_context(viewport={"width": 390, "height": 844})
     try:
         response = httpx.post(f"{url}/v1/queues/phone/jobs", json={"function": "nothing"})
@@ -215,4 +216,3 @@ def test_without_tokens_on_loopback_it_opens_directly_and_fits_a_phone(
         shot(page, tmp_path, "queue-phone")
     finally:
         context.close()
-        stop_service(proc)

@@ -9,13 +9,22 @@ from typing import Any
 
 from jobwire import Queue
 
-queue = Queue.from_url(os.environ["JOBWIRE_URL"], name="ui")
+queue = Queue.from_url(os.environ["JOBWIRE_URL"], name=os.environ.get("UI_QUEUE", "ui"))
 
 
 async def sleepy(ctx: dict[str, Any], *, seconds: float) -> str:
     """Sleep, then succeed."""
     await asyncio.sleep(seconds)
     return "rested"
+
+
+async def gated(ctx: dict[str, Any], *, gate: str) -> str:
+    """Run until the file ``gate`` exists."""
+    for _ in range(1200):  # a minute at most
+        if os.access(gate, os.F_OK):
+            return "through"
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{gate} never appeared")
 
 
 async def boom(ctx: dict[str, Any], *, why: str) -> None:
@@ -40,4 +49,4 @@ async def slow(ctx: dict[str, Any], *, steps: int) -> str:
     return "done"
 
 
-settings = {"queue": queue, "functions": [sleepy, boom, flaky, slow], "concurrency": 4}
+settings = {"queue": queue, "functions": [sleepy, gated, boom, flaky, slow], "concurrency": 4}

@@ -252,9 +252,10 @@ function overview() {
       STATUSES.map((s) => h("th", { class: `num${NARROW_HIDDEN.has(s) ? " hide-narrow" : ""}` }, s)),
       h("th", { class: "num" }, "Oldest queued"),
       h("th", { class: "num" }, "Workers"),
-      h("th", { class: "num hide-narrow" }, "Done/s (5 min)"),
+      h("th", { class: "num hide-narrow", title: "finished per second over the last 5 minutes" },
+        "Done/s"),
       h("th", { class: "hide-narrow" }, h("span", { class: "legend" },
-        "Per s: ", h("span", { class: "c" }, "completed"), " / ", h("span", { class: "f" }, "failed"))),
+        h("span", { class: "c" }, "completed"), " / ", h("span", { class: "f" }, "failed"), " per s")),
     )),
     body);
   const updated = h("p", { class: "muted", id: "updated" });
@@ -303,7 +304,7 @@ function overview() {
 
 // Completed and failed jobs per second between samples, as two lines.
 function chart(samples) {
-  const width = 160;
+  const width = 130;
   const height = 36;
   const rates = [];
   for (let i = 1; i < samples.length; i++) {
@@ -523,7 +524,10 @@ function jobPage(jobId) {
       h("h2", {}, "Meta"), h("div", { class: "card" }, h("pre", { id: "meta" }, json(job.meta))),
       h("h2", {}, "Fetch it with curl"), curl,
     );
+    const focused = document.activeElement && main.contains(document.activeElement)
+      ? document.activeElement.id : "";
     replace(main, sections);
+    if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
   }
 
   function curlLine(current) {
