@@ -216,3 +216,32 @@ def test_without_tokens_on_loopback_it_opens_directly_and_fits_a_phone(
         shot(page, tmp_path, "queue-phone")
     finally:
         context.close()
+
+
+def test_pages_are_static_and_carry_no_data(service: Service) -> None:
+    root = httpx.get(service.url, follow_redirects=False)
+    assert root.status_code == 307 and root.headers["location"] == "/ui"
+    shell = httpx.get(f"{service.url}/ui").text
+    for path in ("/ui", f"/ui/queues/{QUEUE}", "/ui/jobs/some-id"):
+        page = httpx.get(service.url + path, headers={"authorization": f"Bearer {ADMIN}"})
+        assert page.status_code == 200
+        assert page.text == shell  # the same shell whoever asks: no data, no token
+        assert ADMIN not in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+    script = httpx.get(f"{service.url}/ui/static/app.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script.text)
+    assert httpx.get(f"{service.url}/ui/static/missing.js").status_code == 404
+
+
+def test_whoami_answers_the_role_with_the_same_checks_as_rest(service: Service) -> None:
+    assert httpx.get(f"{service.url}/v1/whoami").status_code == 401
+    wrong = httpx.get(f"{service.url}/v1/whoami", headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    client = httpx.get(f"{service.url}/v1/whoami", headers={"authorization": f"Bearer {CLIENT}"})
+    assert client.json() == {
+        "role": "client",
+        "permissions": ["control", "enqueue", "read"],
+        "auth": True,
+    }
+    assert "delete" in service.rest.get("/v1/whoami").json()["permissions"]

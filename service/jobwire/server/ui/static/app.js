@@ -23,7 +23,7 @@ class ApiError extends Error {
   }
 }
 
-// ---- DOM helpers (no innerHTML anywhere) ----
+// ---- DOM helpers (text nodes only: data is never parsed as HTML) ----
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
