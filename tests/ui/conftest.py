@@ -86,9 +86,12 @@ def open_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_service(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Chromium: Debian's package, driven by Playwright (no browser download)."""
+    """Headless Chromium: Debian's package, driven by Playwright (no browser download).
+
+    Per module, so that Playwright's event loop is gone before other tests' loops run.
+    """
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
         pytest.fail("chromium not found: `make chromium` (or apt-get install chromium) installs it")

@@ -7,6 +7,7 @@ const STATUSES = ["queued", "scheduled", "active", "aborting", "complete", "fail
 const FINISHED = new Set(["complete", "failed", "aborted"]);
 const OVERVIEW_EVERY_MS = 2000; // never faster than once a second
 const QUEUE_EVERY_MS = 3000;
+const INFO_EVERY = 5; // overview ticks between reads of each queue's workers
 const CHART_SAMPLES = 150; // five minutes at OVERVIEW_EVERY_MS
 const STUCK_AFTER_S = 60;
 const PAGE_SIZE = 50;
@@ -261,16 +262,20 @@ function overview() {
   const updated = h("p", { class: "muted", id: "updated" });
   replace(main, h("h1", {}, "Queues"), h("div", { class: "card" }, table), updated);
 
+  // Counting a big queue costs the store: counts (GET /v1/queues) are read every tick,
+  // each queue's info (workers, throughput; it counts again) every INFO_EVERY ticks.
+  const infos = new Map();
+  let ticks = 0;
   live(OVERVIEW_EVERY_MS, async () => {
+    const fresh = ticks++ % INFO_EVERY === 0;
     const { queues } = await api("GET", "/v1/queues");
     const details = await Promise.all(queues.map(async (queue) => {
       const path = `/v1/queues/${encodeURIComponent(queue.name)}`;
-      const [info, oldest] = await Promise.all([
-        api("GET", path),
-        (queue.counts.queued || 0) > 0
-          ? api("GET", `${path}/jobs?status=queued&limit=1`) : Promise.resolve({ jobs: [] }),
-      ]);
-      return { info, oldest: oldest.jobs[0] || null };
+      if (fresh || !infos.has(queue.name)) infos.set(queue.name, await api("GET", path));
+      const info = { ...infos.get(queue.name), counts: queue.counts };
+      const oldest = (queue.counts.queued || 0) > 0
+        ? (await api("GET", `${path}/jobs?status=queued&limit=1`)).jobs[0] : null;
+      return { info, oldest: oldest || null };
     }));
     const now = Date.now() / 1000;
     const rows = details.map(({ info, oldest }) => {
