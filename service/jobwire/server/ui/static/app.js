@@ -378,13 +378,13 @@ function queuePage(name) {
     h("div", { class: "card" }, h("div", { class: "actions" }, filters, gotoForm),
       h("table", { id: "jobs" }, h("thead", {}, h("tr", {},
         h("th", {}, "Job"), h("th", {}, "Function"), h("th", {}, "Status"),
-        h("th", { class: "num" }, "Attempts"), h("th", { class: "hide-narrow" }, "Key"),
+        h("th", { class: "num hide-narrow" }, "Attempts"), h("th", { class: "hide-narrow" }, "Key"),
         h("th", {}, "Created"), h("th", { class: "hide-narrow" }, "Error"))), jobsBody),
       pager),
     h("h2", {}, "Workers (seen in the last minute)"),
     h("div", { class: "card" }, h("table", { id: "workers" }, h("thead", {}, h("tr", {},
-      h("th", {}, "Id"), h("th", {}, "Host"), h("th", {}, "Functions"),
-      h("th", { class: "num" }, "Concurrency"), h("th", { class: "num" }, "Running"),
+      h("th", {}, "Id"), h("th", { class: "hide-narrow" }, "Host"), h("th", {}, "Functions"),
+      h("th", { class: "num hide-narrow" }, "Concurrency"), h("th", { class: "num" }, "Running"),
       h("th", {}, "Transport"), h("th", {}, "Last seen"))), workersBody)));
 
   const params = () => new URLSearchParams(location.search);
@@ -397,10 +397,10 @@ function queuePage(name) {
     for (const key of ["status", "function", "cursor"]) if (p.get(key)) query.set(key, p.get(key));
     const page = await api("GET", `/v1/queues/${encodeURIComponent(name)}/jobs?${query}`);
     replace(jobsBody, page.jobs.length ? page.jobs.map((job) => h("tr", { "data-job": job.id },
-      h("td", { class: "wrap" }, h("a", { href: jobUrl(job) }, job.id)),
+      h("td", { class: "wrap jobid" }, h("a", { href: jobUrl(job) }, job.id)),
       h("td", {}, job.function),
       h("td", {}, statusChip(job.status)),
-      h("td", { class: "num" }, `${job.attempts}/${job.retries + 1}`),
+      h("td", { class: "num hide-narrow" }, `${job.attempts}/${job.retries + 1}`),
       h("td", { class: "wrap hide-narrow" }, job.key || ""),
       h("td", { title: ago(job.created) }, localTime(job.created)),
       h("td", { class: "wrap hide-narrow" }, job.error ? `${job.error.type}: ${job.error.message}` : ""),
@@ -429,9 +429,10 @@ function queuePage(name) {
       h("a", { href: `?status=${s}`, "data-count": s }, `${s}: ${info.counts[s] || 0}`), " "]));
     const now = Date.now() / 1000;
     replace(workersBody, info.workers.length ? info.workers.map((w) => h("tr", { "data-worker": w.id },
-      h("td", { class: "wrap" }, w.id), h("td", {}, w.host || "—"),
+      h("td", { class: "wrap jobid" }, w.id), h("td", { class: "hide-narrow" }, w.host || "—"),
       h("td", { class: "wrap" }, (w.functions || []).join(", ")),
-      h("td", { class: "num" }, w.concurrency ?? "—"), h("td", { class: "num" }, w.running ?? "—"),
+      h("td", { class: "num hide-narrow" }, w.concurrency ?? "—"),
+      h("td", { class: "num" }, w.running ?? "—"),
       h("td", {}, w.transport || "store"),
       h("td", { title: localTime(w.seen) }, w.seen ? `${duration(now - w.seen)} ago` : "—"),
     )) : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No worker seen in the last minute.")));
