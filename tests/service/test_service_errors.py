@@ -265,8 +265,8 @@ async def test_bad_batch_worker_bodies_are_400(client: httpx.AsyncClient, queue_
         assert_error(response, 400, "invalid_request")
 
 
-@pytest.mark.parametrize(
-    "path", ["/", "/v1", "/v1/nope", "/v1/jobs", "/v1/jobs/a/b/c", "/v2/queues"]
+@pytest.mark.parametrize(  # "/" redirects to the dashboard (tests/ui)
+    "path", ["/v1", "/v1/nope", "/v1/jobs", "/v1/jobs/a/b/c", "/v2/queues", "/nope"]
 )
 async def test_unknown_route_is_404_json(client: httpx.AsyncClient, path: str) -> None:
     assert_error(await client.get(path), 404, "not_found")
