@@ -3,6 +3,7 @@
 Each test saves screenshots of the pages it visits under its temporary directory.
 """
 
+import itertools
 import pathlib
 import re
 import time
@@ -49,6 +50,11 @@ def count_cell(page: Page, status: str) -> Any:
 def test_overview_counts_change_as_jobs_run(
     service: Service, page: Page, tmp_path: pathlib.Path
 ) -> None:
+    polls: list[float] = []
+    page.on(
+        "request",
+        lambda r: polls.append(time.monotonic()) if r.url.endswith("/v1/queues") else None,
+    )
     sign_in(page, f"{service.url}/ui", ADMIN)
     before = service.rest.get(f"/v1/queues/{QUEUE}").json()["counts"]
     gate = tmp_path / "gate"
@@ -62,6 +68,8 @@ def test_overview_counts_change_as_jobs_run(
     expect(count_cell(page, "complete")).to_have_text(str(before["complete"] + 3))
     expect(count_cell(page, "active")).to_have_text(str(before["active"]))
     shot(page, tmp_path, "overview")
+    assert len(polls) >= 2
+    assert min(b - a for a, b in itertools.pairwise(polls)) >= 1.0  # never faster than 1/s
 
 
 def test_failed_job_page_shows_its_traceback(
