@@ -10,9 +10,12 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Page, expect
 from ui_helpers import ADMIN, CLIENT, Service, sign_in
 
+# One service, worker and browser for the module; a loaded machine slows a browser most.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui"), pytest.mark.timeout(120)]
 QUEUE = "ui"
 
 
@@ -130,6 +133,8 @@ def test_retry_from_the_ui_runs_a_failed_job_again(
 def test_queue_page_filters_and_pages_server_side(
     service: Service, page: Page, tmp_path: pathlib.Path
 ) -> None:
+    failed = enqueue(service, "boom", kwargs={"why": "for the filter"})
+    wait_status(service, failed["id"], "failed")
     later = time.time() + 3600
     response = service.rest.post(
         f"/v1/queues/{QUEUE}/jobs/batch",
@@ -157,6 +162,8 @@ def test_queue_page_filters_and_pages_server_side(
     page.select_option("#filter-status", "failed")
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"status=failed"))
+    other = page.locator('#jobs tbody tr[data-job] .status:not([data-status="failed"])')
+    expect(other).to_have_count(0)  # the filtered page has replaced the scheduled jobs
     expect(rows.first).to_be_visible()
     expect(page.locator('#counts a[data-count="scheduled"]')).to_have_text("scheduled: 25")
     statuses = page.locator("#jobs tbody tr[data-job] .status")
