@@ -16,7 +16,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.openapi import from_url
 
 pytestmark = pytest.mark.slow
-EXAMPLES = 5  # per operation, generation mode and job (random or real)
+EXAMPLES = 4  # per operation, generation mode and job (random or real)
 SEED = 17
 
 
