@@ -11,19 +11,20 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from jobwire.backends.base import LeaseState, Outcome
 from jobwire.errors import InvalidRequest, JobNotFound, StaleLease
-from jobwire.job import ErrorInfo, Job, Status
+from jobwire.job import JOB_ID_PATTERN, ErrorInfo, Job, Status
 from jobwire.queue import Queue
 from jobwire.server.errors import backend_unreachable
 from jobwire.server.group_commit import GroupCommit
 from jobwire.server.metrics import Metrics
 from jobwire.server.registry import QueueRegistry
-from jobwire.server.schemas import EnqueueRequest, LeaseRequest, WorkerDetails
+from jobwire.server.schemas import LEASE_CHARS, EnqueueRequest, LeaseRequest, WorkerDetails
 
 logger = logging.getLogger("jobwire.server")
 MAX_PAGE = 1000  # jobs in one page, one batch, one lease
@@ -32,6 +33,7 @@ MAX_REFS = 10_000  # leases in one renewal, outcomes in one report
 FILTER_SCAN_LIMIT = 10_000  # jobs scanned when filtering a listing by function
 TOUCH_EVERY_S = 5.0  # record a worker as seen at most this often
 CURSOR_DIGITS = 7
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,6 +44,20 @@ class LeaseRef:
     lease: str
     progress: float | None = None
     meta: dict[str, Any] | None = None
+
+
+def check_lease(job_id: str, lease: str) -> None:
+    """Check a job id and lease token a worker sends back, before any store sees them.
+
+    An empty lease is left to the store (it owns nothing: a stale lease).
+
+    Raises:
+        InvalidRequest: The id is not a job id, or the token is too long or holds NUL.
+    """
+    if not _JOB_ID.match(job_id):
+        raise InvalidRequest(f"job_id must match {JOB_ID_PATTERN}, got {job_id!r}")
+    if len(lease) > LEASE_CHARS or "\x00" in lease:
+        raise InvalidRequest(f"lease: at most {LEASE_CHARS} characters, no NUL, got {lease!r}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -316,6 +332,8 @@ class ServiceCore:
         """
         if len(refs) > MAX_REFS:
             raise InvalidRequest(f"leases: at most {MAX_REFS} at once, got {len(refs)}")
+        for ref in refs:
+            check_lease(ref.job_id, ref.lease)
         owner = self.registry.get(queue, lease_s)
         for ref in refs:
             if ref.progress is not None or ref.meta is not None:
@@ -326,8 +344,10 @@ class ServiceCore:
         """Renew one lease (storing its progress/meta); ``aborting`` means stop the task.
 
         Raises:
+            InvalidRequest: The id or lease is malformed.
             StaleLease: The lease no longer owns the job (it may have been deleted).
         """
+        check_lease(job_id, ref.lease)
         try:
             owner, _ = await self.registry.find(job_id, queue)
         except JobNotFound:
@@ -343,9 +363,11 @@ class ServiceCore:
         """End an attempt ``complete`` with its result; returns the job after it.
 
         Raises:
+            InvalidRequest: The id or lease is malformed.
             JobNotFound: No such job.
             StaleLease: The lease no longer owns the job.
         """
+        check_lease(job_id, lease)
         owner, job = await self.registry.find(job_id, queue)
         outcome = Outcome(job_id, lease, Status.COMPLETE, result=result, run_s=run_s)
         return await self._settle_one(owner, job, outcome)
@@ -364,9 +386,11 @@ class ServiceCore:
         ``failed``; returns the job after it.
 
         Raises:
+            InvalidRequest: The id or lease is malformed.
             JobNotFound: No such job.
             StaleLease: The lease no longer owns the job.
         """
+        check_lease(job_id, lease)
         owner, job = await self.registry.find(job_id, queue)
         if not lease or job.lease != lease:
             raise StaleLease(f"job {job_id}: lease {lease!r} no longer owns it")
@@ -384,10 +408,12 @@ class ServiceCore:
         """Record how attempts ended; ``False`` where the lease was stale (nothing changed).
 
         Raises:
-            InvalidRequest: Too many outcomes.
+            InvalidRequest: Too many outcomes, or one's id or lease is malformed.
         """
         if len(outcomes) > MAX_REFS:
             raise InvalidRequest(f"outcomes: at most {MAX_REFS} at once, got {len(outcomes)}")
+        for outcome in outcomes:
+            check_lease(outcome.job_id, outcome.lease)
         settled = await self.registry.get(queue).settle(outcomes)
         for outcome, done in zip(outcomes, settled, strict=True):
             if done:

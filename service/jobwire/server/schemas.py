@@ -20,6 +20,10 @@ Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 # The limits of jobwire.job.LIMITS, which Job.validate enforces on every path.
 OptionSeconds = Annotated[float, Field(ge=0, le=LIMITS.seconds_max, allow_inf_nan=False)]
 NO_NUL = r"^[^\x00]*$"
+LEASE_CHARS = 200
+# A lease token or worker id as a worker sends it back: the stores compare it with what
+# they hold (PostgreSQL's text cannot hold NUL: a NUL would fail the statement).
+Token = Annotated[str, Field(min_length=1, max_length=LEASE_CHARS, pattern=NO_NUL)]
 
 
 class _Strict(BaseModel):
@@ -100,7 +104,7 @@ class WorkerDetails(_Strict):
 class LeaseRequest(_Strict):
     """A worker asking for jobs."""
 
-    worker_id: str = Field(min_length=1, max_length=200)
+    worker_id: Token
     functions: list[str] = Field(default_factory=list, description="Recorded as worker info.")
     worker: WorkerDetails | None = Field(None, description="Recorded as worker info.")
     max: int = Field(1, ge=1, le=1000, description="Most jobs to take.")
@@ -113,7 +117,7 @@ class LeaseRequest(_Strict):
 class HeartbeatRequest(_Strict):
     """A worker renewing its lease, optionally with progress."""
 
-    lease: str = Field(min_length=1, max_length=200)
+    lease: Token
     progress: Annotated[float, Field(ge=0, le=1)] | None = None
     meta: dict[str, Any] | None = Field(None, description="Keys merged into the job's meta.")
 
@@ -121,7 +125,7 @@ class HeartbeatRequest(_Strict):
 class CompleteRequest(_Strict):
     """A worker reporting success."""
 
-    lease: str = Field(min_length=1, max_length=200)
+    lease: Token
     result: Any = None
     run_s: Seconds | None = None
 
@@ -129,7 +133,7 @@ class CompleteRequest(_Strict):
 class FailRequest(_Strict):
     """A worker reporting failure."""
 
-    lease: str = Field(min_length=1, max_length=200)
+    lease: Token
     error: ErrorBody = Field(default_factory=lambda: ErrorBody())
     retryable: bool = Field(True, description="Retry if the job has retries left.")
     run_s: Seconds | None = None
@@ -139,7 +143,7 @@ class LeaseRef(_Strict):
     """A job and the lease its worker holds."""
 
     job_id: JobId
-    lease: str = Field(min_length=1, max_length=200)
+    lease: Token
 
 
 class RenewRequest(_Strict):
@@ -153,12 +157,12 @@ class OutcomeBody(_Strict):
     """How one attempt ended, as the SDK reports it in batches."""
 
     job_id: JobId
-    lease: str = Field(min_length=1, max_length=200)
+    lease: Token
     status: Literal[Status.COMPLETE, Status.FAILED, Status.ABORTED, Status.QUEUED]
     function: str = Field("unknown", max_length=200, description="For metrics labels.")
     result: Any = None
     error: ErrorBody | None = None
-    delay_s: Seconds = 0
+    delay_s: OptionSeconds = 0
     run_s: Seconds | None = None
 
     def to_outcome(self) -> Outcome:

@@ -17,6 +17,7 @@ accepts, plus ``pool_size=N`` (default 10) in the query string.
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +34,16 @@ from jobwire.errors import InvalidJobState
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 DEFAULT_POOL_SIZE = 10
+logger = logging.getLogger("jobwire.postgres")
 _WORKER_SEEN_S = 60.0
+# A connection the server dropped (terminated, restarted) or left in a broken state: it
+# and its idle siblings are replaced by fresh ones, and a read that met it is retried once.
+_CONNECTION_LOST = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,
+    ConnectionResetError,
+)
 _PURGE_LIMIT = 10_000  # finished jobs past their ttl deleted per sweep, at most
 _SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg"}
 
@@ -146,13 +156,33 @@ class PostgresBackend(Backend):
         if self._owns_store:
             await self._store.close()
 
-    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+    async def _fetch(self, query: str, *args: Any, read: bool = False) -> list[asyncpg.Record]:
         """Run a statement of this queue (the queue name is its ``$1``)."""
-        return await self._fetch_any(query, self.queue_name, *args)
+        return await self._fetch_any(query, self.queue_name, *args, read=read)
 
-    async def _fetch_any(self, query: str, *args: Any) -> list[asyncpg.Record]:
+    async def _fetch_any(self, query: str, *args: Any, read: bool = False) -> list[asyncpg.Record]:
+        """Run a statement on a pooled connection.
+
+        A connection found lost is closed, so the pool replaces it; a ``read`` (a statement
+        without side effects) is then retried once, on another connection.
+        """
         pool = await self._store.pool()
-        return await pool.fetch(query, *args)
+        for attempt in range(2):
+            async with pool.acquire() as conn:
+                try:
+                    rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+                    return rows
+                except _CONNECTION_LOST as exc:
+                    # a connection already closed is detached from its proxy (and dropped)
+                    with contextlib.suppress(asyncpg.exceptions.InterfaceError):
+                        conn.terminate()
+                    # what dropped this one (a restart, a failover, terminated backends)
+                    # most likely dropped its idle siblings too: open fresh ones
+                    await pool.expire_connections()
+                    if not read or attempt > 0:
+                        raise
+                    logger.warning("connection lost (%r); reading again", exc)
+        raise AssertionError("unreachable")
 
     def _job(self, row: asyncpg.Record) -> Job:
         return job_from_row(row, self.queue_name)
@@ -202,14 +232,14 @@ class PostgresBackend(Backend):
                 pairs[i] = pair
 
     async def get(self, job_id: str) -> Job | None:
-        rows = await self._fetch(sql.GET, job_id)
+        rows = await self._fetch(sql.GET, job_id, read=True)
         return self._job(rows[0]) if rows else None
 
     async def queues(self) -> list[str]:
-        return [row["name"] for row in await self._fetch_any(sql.QUEUES)]
+        return [row["name"] for row in await self._fetch_any(sql.QUEUES, read=True)]
 
     async def find_job(self, job_id: str) -> Job | None:
-        rows = await self._fetch_any(sql.FIND_JOB, job_id)
+        rows = await self._fetch_any(sql.FIND_JOB, job_id, read=True)
         return job_from_row(rows[0], rows[0]["queue"]) if rows else None
 
     async def delete(self, job_id: str) -> bool:
@@ -222,16 +252,17 @@ class PostgresBackend(Backend):
             if len(jobs) >= limit:
                 break
             jobs += [
-                self._job(row) for row in await self._fetch(sql.LIST[wanted], limit - len(jobs))
+                self._job(row)
+                for row in await self._fetch(sql.LIST[wanted], limit - len(jobs), read=True)
             ]
         return jobs
 
     async def counts(self) -> dict[Status, int]:
-        found = {row["status"]: row["n"] for row in await self._fetch(sql.COUNTS)}
+        found = {row["status"]: row["n"] for row in await self._fetch(sql.COUNTS, read=True)}
         return {status: found.get(status.value, 0) for status in Status}
 
     async def throughput(self, window_s: float) -> float:
-        rows = await self._fetch(sql.THROUGHPUT, float(window_s))
+        rows = await self._fetch(sql.THROUGHPUT, float(window_s), read=True)
         return float(rows[0][0]) / window_s
 
     async def abort(self, job_id: str, error: ErrorInfo) -> Job | None:
@@ -331,7 +362,7 @@ class PostgresBackend(Backend):
     async def workers(self) -> list[dict[str, Any]]:
         return [
             {**orjson.loads(row["info"]), "id": row["id"], "seen": row["seen"]}
-            for row in await self._fetch(sql.WORKERS, _WORKER_SEEN_S)
+            for row in await self._fetch(sql.WORKERS, _WORKER_SEEN_S, read=True)
         ]
 
 

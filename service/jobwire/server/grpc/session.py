@@ -156,8 +156,8 @@ class WorkSession:
         if request is None or request.WhichOneof("kind") != "hello":
             raise InvalidRequest("the Work stream starts with hello")
         hello = request.hello
-        if not 1 <= len(hello.worker_id) <= 200:
-            raise InvalidRequest("hello.worker_id: 1 to 200 characters")
+        if not 1 <= len(hello.worker_id) <= 200 or "\x00" in hello.worker_id:
+            raise InvalidRequest("hello.worker_id: 1 to 200 characters, no NUL")
         if not 0 <= hello.lease_s <= 86_400:
             raise InvalidRequest(f"hello.lease_s: 0 to 86400 seconds, got {hello.lease_s}")
         info = loads(hello.info_json, {})

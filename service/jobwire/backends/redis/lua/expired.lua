@@ -6,7 +6,8 @@ for _, status in ipairs({'complete', 'failed', 'aborted'}) do
 end
 local oldest_minute = math.floor(now / 60) - 60  -- keep an hour of throughput buckets
 for _, minute in ipairs(redis.call('HKEYS', prefix .. 'finished_per_minute')) do
-  if tonumber(minute) < oldest_minute then
+  local bucket = tonumber(minute)
+  if bucket == nil or bucket < oldest_minute then
     redis.call('HDEL', prefix .. 'finished_per_minute', minute)
   end
 end

@@ -16,11 +16,13 @@ for j = 1, #popped, 2 do
   local id = popped[j]
   local key = job_key(id)
   if redis.call('EXISTS', key) == 1 then
-    redis.call('HINCRBY', key, 'attempts', 1)
-    local heartbeat = tonumber(redis.call('HGET', key, 'heartbeat') or '0')
+    -- read before writing (not HINCRBY, which fails on a non-integer): a failure past
+    -- ZPOPMIN would lose every job popped
+    local attempts = math.floor(num_field(key, 'attempts', 0, 0, TTL_MAX)) + 1
+    local heartbeat = num_field(key, 'heartbeat', 0, 0, SECONDS_MAX)
     local lease_s = heartbeat > 0 and heartbeat or tonumber(ARGV[3])
     redis.call('HSET', key, 'status', 'active', 'started', stamp(now), 'touched', stamp(now),
-      'lease', ARGV[2] .. '.' .. j, 'worker', ARGV[4])
+      'lease', ARGV[2] .. '.' .. j, 'worker', ARGV[4], 'attempts', attempts)
     redis.call('ZADD', prefix .. 'active', now + lease_s, id)
     table.insert(out, redis.call('HGETALL', key))
   end

@@ -6,6 +6,20 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 -- queued score = sequence - priority * 2^40: higher priority first, FIFO within one.
 local PRIORITY_STEP = 1099511627776
 local LIVE = {queued = true, scheduled = true, active = true, aborting = true}
+local TTL_MAX = 2147483647  -- jobwire.job.LIMITS.ttl_max
+local SECONDS_MAX = 1000000000  -- jobwire.job.LIMITS.seconds_max
+
+-- A number of a job's hash, within lo..hi (`default` when missing or not a number).
+-- Redis keeps the writes a script made before it failed, so nothing read back from a
+-- job (which an older version or a hand may have stored) may fail a command after the
+-- first write: each script reads and bounds its numbers first.
+local function num_field(key, field, default, lo, hi)
+  local value = tonumber(redis.call('HGET', key, field) or '')
+  if value == nil or value ~= value then
+    return default
+  end
+  return math.min(math.max(value, lo), hi)
+end
 
 local function job_key(id)
   return prefix .. 'job:' .. id
@@ -20,8 +34,8 @@ local function publish(id)
 end
 
 local function push_queued(id, key)
+  local priority = num_field(key, 'priority', 0, -1000, 1000)
   local seq = redis.call('INCR', prefix .. 'seq')
-  local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
   redis.call('ZADD', prefix .. 'queued', seq - priority * PRIORITY_STEP, id)
   redis.call('HSET', key, 'status', 'queued', 'queued', stamp(now), 'touched', stamp(now))
 end
@@ -40,6 +54,7 @@ end
 
 -- Move a job to a finished status; `fields` are extra hash fields (result, error).
 local function finish(id, key, status, fields)
+  local ttl = math.floor(num_field(key, 'ttl', 600, -1, TTL_MAX))  -- EXPIRE takes it
   release_dedup_key(id, key)
   redis.call('SREM', prefix .. 'aborting', id)
   redis.call('HDEL', key, 'lease')
@@ -47,7 +62,6 @@ local function finish(id, key, status, fields)
   if #fields > 0 then
     redis.call('HSET', key, unpack(fields))
   end
-  local ttl = tonumber(redis.call('HGET', key, 'ttl') or '600')
   if ttl < 0 then
     redis.call('PEXPIRE', key, 1)
   elseif ttl > 0 then

@@ -5,11 +5,11 @@ local out = {}
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local key = job_key(id)
-  local lease, status, heartbeat = unpack(redis.call('HMGET', key, 'lease', 'status', 'heartbeat'))
+  local lease, status = unpack(redis.call('HMGET', key, 'lease', 'status'))
   if lease ~= token or (status ~= 'active' and status ~= 'aborting') then
     table.insert(out, 'lost')
   else
-    local lease_s = tonumber(heartbeat or '0')
+    local lease_s = num_field(key, 'heartbeat', 0, 0, SECONDS_MAX)
     if lease_s <= 0 then
       lease_s = tonumber(ARGV[1])
     end
