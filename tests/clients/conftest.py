@@ -1,5 +1,6 @@
 """Fixtures of the client tests: a service with tokens, and the built TypeScript package."""
 
+import fcntl
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +29,11 @@ def typescript_build() -> Path:
         pytest.fail("npm is not on PATH: the TypeScript client's tests need Node.js >= 18 and npm")
     installed = TYPESCRIPT / "node_modules" / ".package-lock.json"
     lock = TYPESCRIPT / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        run([npm, "ci", "--no-audit", "--no-fund"], TYPESCRIPT, timeout=240)
-    # One `tsc -b`: the package (src -> dist) and then the tests and scripts (test -> build).
-    run([npm, "run", "build:test"], TYPESCRIPT, timeout=120)
+    # pytest-xdist workers may each set this up: one at a time (npm ci empties node_modules).
+    with open(TYPESCRIPT / ".build.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+            run([npm, "ci", "--no-audit", "--no-fund"], TYPESCRIPT, timeout=240)
+        # One `tsc -b`: the package (src -> dist) and then the tests and scripts (test -> build).
+        run([npm, "run", "build:test"], TYPESCRIPT, timeout=120)
     return TYPESCRIPT
