@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_fixtures import redis_database, start_service, stop_service
+from service_fixtures import start_service, stop_service
 
 from jobwire.server.metrics import Metrics
 
@@ -33,10 +33,13 @@ def block(marker: str, language: str = "sh") -> str:
 
 
 @pytest.fixture(scope="module")
-def quickstart_service(redis_url: str) -> Iterator[str]:
-    """A service of its own (Redis database 4) with the example worker pulling from it,
-    started as `make worker` starts it (from the repository's root)."""
-    proc, url, _ = start_service(redis_database(redis_url, 4))
+def quickstart_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A service of its own on the embedded store (an SQLite file of its own, as `make run`
+    has), with the example worker pulling from it, started as `make worker` starts it
+    (from the repository's root). Each pytest-xdist worker that runs these tests gets its
+    own, so jobs of one block never show in another's listing."""
+    database = tmp_path_factory.mktemp("quickstart") / "jobwire.db"
+    proc, url, _ = start_service(f"sqlite:///{database}")
     env = {**os.environ, "JOBWIRE_URL": url}
     worker = subprocess.Popen(
         [sys.executable, "-m", "jobwire.cli", "worker", "examples.tasks.settings"],
@@ -130,11 +133,11 @@ def test_the_readme_lists_every_metric_with_its_labels(service_url: str) -> None
     assert 'jobwire_jobs_enqueued_total{function="f",queue="readme-metrics"}' in served
 
 
-def test_job_histograms_reach_hours_and_their_buckets_can_be_set(redis_url: str) -> None:
+def test_job_histograms_reach_hours_and_their_buckets_can_be_set(tmp_path: Path) -> None:
     buckets = Metrics().run_seconds._upper_bounds  # type: ignore[attr-defined]
     assert 3600 in buckets and max(b for b in buckets if b != float("inf")) >= 86400
     env = {"JOBWIRE_WAIT_SECONDS_BUCKETS": "[1, 90]", "JOBWIRE_RUN_SECONDS_BUCKETS": "[2, 120]"}
-    proc, url, _ = start_service(redis_database(redis_url, 4), env=env)
+    proc, url, _ = start_service(f"sqlite:///{tmp_path}/jobwire.db", env=env)
     try:
         queue = f"readme-{time.monotonic_ns()}"
         httpx.post(f"{url}/v1/queues/{queue}/jobs", json={"function": "f"})
