@@ -242,7 +242,7 @@ async def describe_environment(admin: aioredis.Redis, systems: list[System]) -> 
     """Machine, versions and the exact command, as markdown lines."""
     server = await admin.info("server")
     packages = dict.fromkeys(s.key.split("-")[0] for s in systems)  # jobwire-http: jobwire
-    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
+    versions = ", ".join(f"{name} {package_version(name)}" for name in packages)
     return "\n".join(
         [
             f"- machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}",
@@ -253,7 +253,8 @@ async def describe_environment(admin: aioredis.Redis, systems: list[System]) -> 
     )
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of ``package`` (or says it is not installed)."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

@@ -11,11 +11,11 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import redis
+from harness import package_version
 
 PACKAGES = ("jobwire", "fastapi", "uvicorn", "uvloop", "httptools", "redis", "hiredis",
             "grpcio", "protobuf", "aiohttp")  # fmt: skip
@@ -26,7 +26,7 @@ RunValues = dict[str, float]
 def describe_environment(redis_url: str) -> str:
     """Machine, load, versions and the exact command, as markdown lines."""
     server: dict[str, Any] = redis.Redis.from_url(redis_url).info("server")  # type: ignore[assignment]
-    versions = ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
+    versions = ", ".join(f"{name} {package_version(name)}" for name in PACKAGES)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return "\n".join(
         [
@@ -39,13 +39,6 @@ def describe_environment(redis_url: str) -> str:
             f"- command: `{shlex.join([sys.executable, *sys.argv])}`",
         ]
     )
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "(not installed)"
 
 
 def _jobwire_source() -> str:
