@@ -11,6 +11,7 @@ from jobwire.errors import (
     JobwireError,
     StaleLease,
 )
+from jobwire.flow import BulkAction, FunctionLimits, JobFilter, QueueSettings, Rate
 from jobwire.job import ErrorInfo, Job, Status
 from jobwire.queue import Queue
 from jobwire.worker import Worker
@@ -18,15 +19,20 @@ from jobwire.worker import Worker
 __version__ = version("jobwire")
 
 __all__ = [
+    "BulkAction",
     "CronJob",
     "ErrorInfo",
+    "FunctionLimits",
     "InvalidJobState",
     "Job",
     "JobAborted",
     "JobFailed",
+    "JobFilter",
     "JobNotFound",
     "JobwireError",
     "Queue",
+    "QueueSettings",
+    "Rate",
     "StaleLease",
     "Status",
     "Worker",

@@ -97,6 +97,8 @@ class Job:
         id: Unique job id, generated when not given.
         key: Deduplication key: while a job with this key is queued, scheduled or
             active, enqueueing another with the same key creates nothing.
+        concurrency_key: Groups jobs for the queue's per-key limits (a tenant id, say):
+            ``max_active_per_key`` and ``rate_per_key`` count jobs of one key.
         status: Current lifecycle status.
         priority: Higher runs first, from -1000 to 1000 (default 0).
         timeout: Seconds before the worker cancels the task; ``None`` for no limit.
@@ -128,6 +130,7 @@ class Job:
     queue: str = "default"
     id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
     key: str | None = None
+    concurrency_key: str | None = None
     status: Status = Status.QUEUED
     priority: int = 0
     timeout: float | None = None
@@ -225,6 +228,8 @@ class Job:
         _check_type("kwargs", self.kwargs, dict)
         if self.key is not None:
             check_text("key", self.key, LIMITS.key_chars)
+        if self.concurrency_key is not None:
+            check_text("concurrency_key", self.concurrency_key, LIMITS.key_chars)
         check_text("id", self.id, 200)
         if "\x00" in self.queue:
             raise ValueError("queue must not contain NUL characters")

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from jobwire.backends import backend_from_url
 from jobwire.backends.base import Backend, LeaseState, Outcome, PushesAborts
 from jobwire.errors import JobAborted, JobFailed, JobNotFound, StaleLease, Unavailable
+from jobwire.flow import BULK_CHUNK, BulkAction, FunctionLimits, JobFilter, QueueSettings, Rate
 from jobwire.job import DEFAULT_LEASE_S, NAME_PATTERN, ErrorInfo, Job, Status
 
 logger = logging.getLogger("jobwire.queue")
@@ -25,14 +26,25 @@ class Queue:
         timeout: Default job timeout in seconds (``None``: no limit).
         retries: Default retries after the first attempt.
         ttl: Default seconds a finished job stays readable.
+        limits: Flow-control limits stored with the queue when it connects (``None``:
+            leave the stored ones as they are).
     """
 
     def __init__(
-        self, backend: Backend, *, timeout: float | None = None, retries: int = 0, ttl: int = 600
+        self,
+        backend: Backend,
+        *,
+        timeout: float | None = None,
+        retries: int = 0,
+        ttl: int = 600,
+        limits: QueueSettings | None = None,
     ) -> None:
         self.backend = backend
         self.defaults = Job("_", timeout=timeout, retries=retries, ttl=ttl)
         self.defaults.validate()
+        if limits is not None:
+            limits.validate()
+        self._limits = limits
         self._connected = False
         self._connect_lock = asyncio.Lock()
 
@@ -46,6 +58,11 @@ class Queue:
         retries: int = 0,
         ttl: int = 600,
         lease_s: float = DEFAULT_LEASE_S,
+        max_active: int | None = None,
+        max_active_per_key: int | None = None,
+        rate: Rate | None = None,
+        rate_per_key: Rate | None = None,
+        functions: dict[str, FunctionLimits] | None = None,
     ) -> "Queue":
         """Open a queue by URL: ``redis://``/``rediss://``, ``postgresql://`` (also
         ``postgres://``, ``postgresql+asyncpg://``), ``sqlite:///path.db``, or a running
@@ -59,14 +76,28 @@ class Queue:
             ttl: Default seconds a finished job stays readable.
             lease_s: Default lease: seconds a worker may stay silent before its job is
                 reclaimed, for jobs with ``heartbeat == 0``.
+            max_active: Jobs of the queue active at once, across every worker.
+            max_active_per_key: Jobs active at once per ``concurrency_key``.
+            rate: Jobs of the queue started per window, across every worker.
+            rate_per_key: Jobs started per window per ``concurrency_key``.
+            functions: Limits per function name.
+
+        Given any of the limits, the queue stores them (all of them, replacing the
+        stored ones) when it connects; see ``configure``.
 
         Raises:
-            ValueError: Unsupported URL scheme or bad defaults.
+            ValueError: Unsupported URL scheme, bad defaults or bad limits.
         """
         if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
             raise ValueError(f"queue name must match {NAME_PATTERN}, got {name!r}")
+        limits = QueueSettings(
+            max_active, max_active_per_key, rate, rate_per_key, dict(functions or {})
+        )
         backend = backend_from_url(url, name, lease_s=lease_s)
-        return cls(backend, timeout=timeout, retries=retries, ttl=ttl)
+        return cls(
+            backend, timeout=timeout, retries=retries, ttl=ttl,
+            limits=limits if limits.limited else None,
+        )  # fmt: skip
 
     @property
     def name(self) -> str:
@@ -126,6 +157,8 @@ class Queue:
             if not self._connected:
                 await self._call(self.backend.connect())
                 self._connected = True
+                if self._limits is not None:
+                    await self._call(self.backend.put_settings(self._limits))
 
     async def close(self) -> None:
         """Close the backend's connections."""
@@ -147,6 +180,7 @@ class Queue:
         retries: int | None = None,
         ttl: int | None = None,
         key: str | None = None,
+        concurrency_key: str | None = None,
         heartbeat: float | None = None,
         scheduled: float = 0,
         retry_delay: float = 0.0,
@@ -163,6 +197,7 @@ class Queue:
             retries: Retries after the first attempt (queue default if None).
             ttl: Seconds the finished job stays readable (queue default if None).
             key: Deduplication key.
+            concurrency_key: Groups jobs for the per-key limits (a tenant id, say).
             heartbeat: Lease length in seconds (queue default ``lease_s`` if None/0).
             scheduled: Unix time before which the job does not start.
             retry_delay: Seconds before a retry.
@@ -179,6 +214,7 @@ class Queue:
         """
         job = self._build(job_or_function, kwargs, dict(
             timeout=timeout, retries=retries, ttl=ttl, key=key, heartbeat=heartbeat,
+            concurrency_key=concurrency_key,
             scheduled=scheduled, retry_delay=retry_delay, retry_backoff=retry_backoff,
             priority=priority,
         ))  # fmt: skip
@@ -299,8 +335,8 @@ class Queue:
             raise JobNotFound(f"no job {job_id!r} in queue {self.name!r}")
 
     async def info(self) -> dict[str, Any]:
-        """Counts per status, workers seen in the last minute, and jobs finished per
-        second over the last five minutes (``finished_per_s``)."""
+        """Counts per status, workers seen in the last minute, jobs finished per second
+        over the last five minutes (``finished_per_s``), the pause state and the limits."""
         counts = await self.counts()
         return {
             "name": self.name,
@@ -308,7 +344,82 @@ class Queue:
             "scheduled": counts[Status.SCHEDULED],
             "workers": await self.workers(),
             "finished_per_s": await self._call(self.backend.throughput(THROUGHPUT_WINDOW_S)),
+            "paused": await self.paused(),
+            "settings": (await self.settings()).to_dict(),
         }
+
+    # Flow control: pause, limits, bulk operations.
+
+    async def pause(self) -> None:
+        """Stop leasing this queue's jobs, for every worker (running jobs finish;
+        enqueue still works). The state is stored: it outlives this process."""
+        await self.connect()
+        await self._call(self.backend.set_paused(True))
+        logger.info("queue %s paused", self.name)
+
+    async def resume(self) -> None:
+        """Lease this queue's jobs again; waiting workers wake at once."""
+        await self.connect()
+        await self._call(self.backend.set_paused(False))
+        logger.info("queue %s resumed", self.name)
+
+    async def paused(self) -> bool:
+        """Whether the queue is paused."""
+        await self.connect()
+        return await self._call(self.backend.is_paused())
+
+    async def settings(self) -> QueueSettings:
+        """The queue's stored limits."""
+        await self.connect()
+        return await self._call(self.backend.settings())
+
+    async def configure(self, settings: QueueSettings) -> None:
+        """Store the queue's limits, replacing the stored ones (``QueueSettings()``
+        removes every limit). Every worker leasing afterwards keeps them.
+
+        Raises:
+            TypeError: A limit has the wrong type.
+            ValueError: A limit is out of range.
+        """
+        settings.validate()
+        await self.connect()
+        await self._call(self.backend.put_settings(settings))
+        logger.info("queue %s limits: %s", self.name, settings.to_dict())
+
+    async def bulk(self, action: BulkAction | str, where: JobFilter | None = None) -> int:
+        """Apply ``action`` to every job ``where`` matches, in chunks of ``BULK_CHUNK``
+        jobs (each one short store call, so the store is never held for long).
+
+        Returns:
+            How many jobs changed.
+        """
+        action, where = BulkAction(action), where or JobFilter()
+        where.validate()
+        await self.connect()
+        changed, cursor, calls = 0, None, 0
+        while True:
+            done, cursor = await self._call(self.backend.bulk(action, where, cursor, BULK_CHUNK))
+            changed, calls = changed + done, calls + 1
+            if calls % 20 == 0:
+                logger.info("bulk %s on %s: %d jobs so far", action, self.name, changed)
+            if cursor is None:
+                break
+        logger.info("bulk %s on %s %s: %d jobs", action, self.name, where.to_dict(), changed)
+        return changed
+
+    async def retry_jobs(self, **where: Any) -> int:
+        """Queue again every finished job matching the filter (``JobFilter``'s fields:
+        status, function, key_prefix, enqueued_before, enqueued_after); returns how many."""
+        return await self.bulk(BulkAction.RETRY, JobFilter.from_dict(where))
+
+    async def delete_jobs(self, **where: Any) -> int:
+        """Delete every job matching the filter (as for ``retry_jobs``); returns how many."""
+        return await self.bulk(BulkAction.DELETE, JobFilter.from_dict(where))
+
+    async def abort_jobs(self, **where: Any) -> int:
+        """Abort every live job matching the filter (as for ``retry_jobs``); returns how
+        many."""
+        return await self.bulk(BulkAction.ABORT, JobFilter.from_dict(where))
 
     async def counts(self) -> dict[Status, int]:
         """Number of jobs in each status."""
@@ -469,7 +580,8 @@ class Queue:
 
 _DEFAULTS: dict[str, Any] = {
     "timeout": None, "retries": None, "ttl": None, "key": None, "heartbeat": None,
-    "scheduled": 0, "retry_delay": 0.0, "retry_backoff": False, "priority": 0,
+    "concurrency_key": None, "scheduled": 0, "retry_delay": 0.0, "retry_backoff": False,
+    "priority": 0,
 }  # fmt: skip
 _OPTION_NAMES = frozenset(_DEFAULTS)
 

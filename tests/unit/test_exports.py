@@ -15,6 +15,11 @@ PUBLIC_NAMES = {
     "StaleLease",
     "JobFailed",
     "JobAborted",
+    "QueueSettings",
+    "Rate",
+    "FunctionLimits",
+    "JobFilter",
+    "BulkAction",
 }
 
 

@@ -16,6 +16,7 @@ import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal
 
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import DEFAULT_LEASE_S, FINISHED, ErrorInfo, Job, Status
 
 LeaseState = Literal["active", "aborting", "lost"]
@@ -164,10 +165,49 @@ class Backend(abc.ABC):
     async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
         """Atomically take up to ``max_jobs`` due jobs and mark them active.
 
+        Nothing is leased while the queue is paused. The queue's ``QueueSettings`` hold
+        in the same atomic step: a job a limit holds back stays queued and later jobs
+        that no limit holds back are leased past it (scanning a bounded window of the
+        queue's head).
+
         Returns:
             The leased jobs (each with a fresh ``lease`` token) and the seconds until
-            the next scheduled job is due (``None`` when nothing is scheduled).
+            more may be leased: the next scheduled job is due, or a rate window admits
+            the next job (``None`` when neither is known: wait for a wake-up).
         """
+
+    async def settings(self) -> QueueSettings:
+        """The queue's stored limits (no limits if none were stored)."""
+        return QueueSettings()
+
+    async def put_settings(self, settings: QueueSettings) -> None:
+        """Store the queue's limits (replacing the previous ones); workers leasing
+        after this call see them. Relaxed limits wake waiting leases."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no queue settings")
+
+    async def is_paused(self) -> bool:
+        """Whether the queue is paused."""
+        return False
+
+    async def set_paused(self, paused: bool) -> None:
+        """Pause (no job is leased; running ones finish; enqueue still works) or resume
+        the queue; resuming wakes waiting leases in every process."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pause")
+
+    async def bulk(
+        self, action: BulkAction, where: JobFilter, cursor: str | None, limit: int
+    ) -> tuple[int, str | None]:
+        """Apply ``action`` to the next jobs matching ``where``, visiting at most ``limit``
+        jobs in one short store call (one transaction or script).
+
+        Jobs are visited in a stable order from ``cursor`` (``None``: the start), so a
+        whole pass visits each job present throughout once. Jobs the action does not
+        apply to (retrying a live job, aborting a finished one) are skipped.
+
+        Returns:
+            How many jobs changed, and the cursor to go on from (``None``: done).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no bulk operations")
 
     async def lease_or_wait(
         self, worker_id: str, max_jobs: int, wait_s: float, stop: asyncio.Event | None = None

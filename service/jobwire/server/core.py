@@ -18,6 +18,7 @@ from typing import Any
 
 from jobwire.backends.base import LeaseState, Outcome
 from jobwire.errors import InvalidRequest, JobNotFound, StaleLease
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import JOB_ID_PATTERN, ErrorInfo, Job, Status
 from jobwire.queue import Queue
 from jobwire.server.errors import backend_unreachable
@@ -276,8 +277,61 @@ class ServiceCore:
         ]
 
     async def queue_info(self, queue: str) -> dict[str, Any]:
-        """Counts per status, workers seen recently and recent throughput."""
+        """Counts per status, workers seen recently, recent throughput, the pause state
+        and the limits."""
         return await self.registry.get(queue).info()
+
+    # Operators: pause, limits, bulk operations.
+
+    async def pause(self, queue: str) -> None:
+        """Stop leasing the queue's jobs (stored: every worker, every replica)."""
+        await self.registry.get(queue).pause()
+        self.metrics.set_paused(queue, True)
+
+    async def resume(self, queue: str) -> None:
+        """Lease the queue's jobs again; waiting workers wake at once."""
+        owner = self.registry.get(queue)
+        await owner.resume()
+        owner.wake_local()
+        self.metrics.set_paused(queue, False)
+
+    async def settings(self, queue: str) -> tuple[QueueSettings, bool]:
+        """The queue's limits and whether it is paused."""
+        owner = self.registry.get(queue)
+        return await owner.settings(), await owner.paused()
+
+    async def configure(self, queue: str, settings: QueueSettings) -> None:
+        """Replace the queue's limits.
+
+        Raises:
+            InvalidRequest: A limit is out of range.
+        """
+        try:
+            settings.validate()
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(str(exc)) from None
+        owner = self.registry.get(queue)
+        await owner.configure(settings)
+        owner.wake_local()  # relaxed limits may let waiting leases take jobs now
+        self.metrics.set_limits(queue, settings)
+
+    async def bulk(self, queue: str, action: BulkAction, where: JobFilter) -> int:
+        """Retry, delete or abort every job of the queue ``where`` matches, in short
+        chunks; returns how many changed. Workers of aborted active jobs hear at their
+        next renewal.
+
+        Raises:
+            InvalidRequest: A malformed filter.
+        """
+        try:
+            where.validate()
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(str(exc)) from None
+        owner = self.registry.get(queue)
+        count = await owner.bulk(action, where)
+        if action == BulkAction.RETRY and count:
+            owner.wake_local()
+        return count
 
     # Workers: lease, renew, report.
 
@@ -450,6 +504,8 @@ class ServiceCore:
         for name in await self.registry.names():
             queue = self.registry.get(name)
             self.metrics.set_depth(name, await queue.counts(), len(await queue.workers()))
+            self.metrics.set_paused(name, await queue.paused())
+            self.metrics.set_limits(name, await queue.settings())
 
 
 async def _update(owner: Queue, ref: LeaseRef) -> None:

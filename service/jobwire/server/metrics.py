@@ -12,6 +12,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from jobwire.flow import QueueSettings
 from jobwire.job import Job, Status
 
 _OUTCOMES = {Status.COMPLETE: "completed", Status.FAILED: "failed",
@@ -85,6 +86,20 @@ class Metrics:
             ["queue"],
             registry=self.registry,
         )
+        self.paused = Gauge(
+            "jobwire_queue_paused",
+            "1 while the queue is paused (read at scrape).",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.limit = Gauge(
+            "jobwire_queue_limit",
+            "A queue's flow-control limits (read at scrape): kind is max_active, "
+            "max_active_per_key, rate or rate_per_key (jobs per second); function is "
+            "empty for the queue's own.",
+            ["queue", "function", "kind"],
+            registry=self.registry,
+        )
         self.requests = Counter(
             "jobwire_http_requests",
             "HTTP requests served.",
@@ -140,6 +155,33 @@ class Metrics:
         self.workers.labels(queue).set(workers)
         self._depth_read_at = time.monotonic()
 
+    def set_paused(self, queue: str, paused: bool) -> None:
+        """Record whether a queue is paused."""
+        self.paused.labels(queue).set(1 if paused else 0)
+
+    def set_limits(self, queue: str, settings: QueueSettings) -> None:
+        """Record a queue's limits (dropping those no longer set)."""
+        for labels in [labels for labels in _label_sets(self.limit) if labels[0] == queue]:
+            self.limit.remove(*labels)
+        scopes = [("", settings.max_active, settings.rate)] + [
+            (name, f.max_active, f.rate) for name, f in settings.functions.items()
+        ]
+        for function, max_active, rate in scopes:
+            if max_active is not None:
+                self.limit.labels(queue, function, "max_active").set(max_active)
+            if rate is not None:
+                self.limit.labels(queue, function, "rate").set(rate.limit / rate.period_s)
+        if settings.max_active_per_key is not None:
+            self.limit.labels(queue, "", "max_active_per_key").set(settings.max_active_per_key)
+        if settings.rate_per_key is not None:
+            per_s = settings.rate_per_key.limit / settings.rate_per_key.period_s
+            self.limit.labels(queue, "", "rate_per_key").set(per_s)
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+def _label_sets(gauge: Gauge) -> list[tuple[str, ...]]:
+    """The label values a gauge has series for."""
+    return [tuple(s.labels.values()) for metric in gauge.collect() for s in metric.samples]
