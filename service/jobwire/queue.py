@@ -4,17 +4,27 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from jobwire.backends import backend_from_url
 from jobwire.backends.base import Backend, LeaseState, Outcome, PushesAborts
-from jobwire.errors import JobAborted, JobFailed, JobNotFound, StaleLease, Unavailable
+from jobwire.errors import (
+    JobAborted,
+    JobFailed,
+    JobNotFound,
+    JobwireError,
+    StaleLease,
+    Unavailable,
+)
 from jobwire.flow import BULK_CHUNK, BulkAction, FunctionLimits, JobFilter, QueueSettings, Rate
-from jobwire.job import DEFAULT_LEASE_S, NAME_PATTERN, ErrorInfo, Job, Status
+from jobwire.job import DEFAULT_LEASE_S, NAME_PATTERN, ErrorInfo, Job, Status, check_json
 
 logger = logging.getLogger("jobwire.queue")
 THROUGHPUT_WINDOW_S = 300.0
+READ_BACK_S = 2.0  # how long an enqueue that failed looks for its jobs in the store
+READ_BACK_EVERY_S = 0.2
 T = TypeVar("T")
 
 
@@ -447,6 +457,8 @@ class Queue:
         if progress is not None and not 0 <= progress <= 1:
             raise ValueError(f"progress must be between 0 and 1, got {progress}")
         merged = {**job.meta, **meta} if meta is not None else None
+        if merged is not None:
+            check_json("meta", merged)
         if job.lease is None or not await self._call(
             self.backend.update(job.id, job.lease, progress, merged)
         ):
@@ -502,7 +514,15 @@ class Queue:
         return await self._call(self.backend.renew(leases))
 
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Record how attempts ended; ``False`` where the lease was stale."""
+        """Record how attempts ended; ``False`` where the lease was stale.
+
+        Raises:
+            TypeError: A result is not JSON-serializable (nothing is recorded).
+            ValueError: A result is larger than ``LIMITS.json_bytes`` (nothing is recorded).
+        """
+        for outcome in outcomes:
+            if outcome.result is not None:
+                check_json("result", outcome.result)
         return await self._call(self.backend.settle(outcomes))
 
     async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
@@ -535,12 +555,45 @@ class Queue:
             job.queue = self.name
             job.validate()
         await self.connect()
-        pairs = await self._call(self.backend.enqueue(jobs))
+        try:
+            pairs = await self._call(self.backend.enqueue(jobs))
+        except (JobwireError, ValueError, TypeError) as exc:
+            if not isinstance(exc, Unavailable):
+                raise
+            pairs = await self._stored_anyway(jobs, exc)
+        except Exception as exc:  # a driver error: the write may have landed all the same
+            pairs = await self._stored_anyway(jobs, exc)
         for job, created in pairs:
             job._owner = self
             if created:
                 logger.debug("enqueued %s %s", job.function, job.id)
         return pairs
+
+    async def _stored_anyway(self, jobs: Sequence[Job], error: Exception) -> list[tuple[Job, bool]]:
+        """After an enqueue that failed or ran out of time, read the jobs back: a write
+        the store made is answered as made, never as an error.
+
+        A write past its deadline may land a moment later (a stalled store that
+        resumes), so the read is tried a few times within one more deadline.
+
+        Raises:
+            Exception: ``error``, when any job is still not found (it may yet be stored:
+                retrying with a ``key`` is safe).
+        """
+        budget = time.monotonic() + (self.backend.call_timeout_s or READ_BACK_S)
+        while True:
+            try:
+                found = [await self._call(self.backend.get(job.id)) for job in jobs]
+            except Exception:
+                found = []
+            stored = [job for job in found if job is not None]
+            if found and len(stored) == len(jobs):
+                logger.warning("enqueue of %d jobs stored despite %r", len(jobs), error)
+                # the same function and kwargs under our id: this call's write
+                return [(got, _same(got, job)) for got, job in zip(stored, jobs, strict=True)]
+            if time.monotonic() >= budget:
+                raise error
+            await asyncio.sleep(READ_BACK_EVERY_S)
 
     def _build_from_call(self, job_or_function: Job | str, call: dict[str, Any]) -> Job:
         names = _OPTION_NAMES & call.keys()
@@ -584,6 +637,10 @@ _DEFAULTS: dict[str, Any] = {
     "priority": 0,
 }  # fmt: skip
 _OPTION_NAMES = frozenset(_DEFAULTS)
+
+
+def _same(stored: Job, job: Job) -> bool:
+    return stored.function == job.function and stored.kwargs == job.kwargs
 
 
 def _job_id(job_or_id: Job | str) -> str:

@@ -13,12 +13,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal
 
-import orjson
-
 from jobwire.backends.base import Outcome
 from jobwire.cron import CronJob, TaskFunction
 from jobwire.errors import Forbidden, JobwireError, Unauthenticated
-from jobwire.job import ErrorInfo, Job, Status
+from jobwire.job import ErrorInfo, Job, Status, check_json
 from jobwire.queue import Queue
 
 logger = logging.getLogger("jobwire.worker")
@@ -293,7 +291,7 @@ class Worker:
         try:
             async with asyncio.timeout(job.timeout) as deadline:
                 result = await function(ctx, **job.kwargs)
-            orjson.dumps(result)  # fail here, visibly, if the result cannot be stored
+            check_json("result", result)  # fail here, visibly, if it cannot be stored
             return Outcome(
                 job.id, job.lease, Status.COMPLETE, result=result, run_s=time.monotonic() - started
             )

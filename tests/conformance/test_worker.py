@@ -185,3 +185,26 @@ async def test_task_result_must_be_json_serializable(queue: Queue, running_worke
     # Unspecified beyond this: the job must end failed, not stay active or kill the worker.
     assert done.status is Status.FAILED
     assert done.error is not None
+
+
+async def test_task_result_beyond_the_json_limit_fails_the_job(
+    queue: Queue, running_worker: Any
+) -> None:
+    async def returns_too_much(ctx: dict[str, Any]) -> str:
+        return "x" * 600_000  # over the 512 KiB every result, kwargs and meta keep
+
+    async with running_worker(queue, [returns_too_much]):
+        job = await queue.enqueue("returns_too_much")
+        assert job is not None
+        done = await queue.wait(job, timeout=5)
+    assert done.status is Status.FAILED
+    assert done.error is not None and "result" in done.error.message
+    assert done.result is None
+
+
+async def test_meta_beyond_the_json_limit_is_refused(queue: Queue) -> None:
+    await queue.enqueue("f")
+    [job], _ = await queue.lease("w", 1)
+    with pytest.raises(ValueError, match="meta"):
+        await job.update(meta={"a": "x" * 600_000})
+    assert (await queue.job(job.id)).meta == {}  # type: ignore[union-attr]

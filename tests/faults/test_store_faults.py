@@ -155,3 +155,40 @@ async def test_terminated_postgres_connections_are_never_500(own_postgres: OwnPo
             assert set(acknowledged) <= stored
     finally:
         stop_service(service.proc)
+
+
+async def test_enqueue_stored_past_its_deadline_is_answered_as_stored(
+    faulty: tuple[Service, OwnRedis | OwnPostgres],
+) -> None:
+    """A store that stalls just past the deadline and then resumes stores the write it
+    had received: the enqueue answers 201 with the job (issue 17: it answered 503)."""
+    service, store = faulty
+    queue = unique_name()
+    response, _ = await _enqueue_both(service, queue)
+    assert response.status_code == 201
+    paused = store.pause() if isinstance(store, OwnPostgres) else None
+    if isinstance(store, OwnRedis):
+        store.pause()
+
+    async def resume_after_deadline() -> None:
+        await asyncio.sleep(DEADLINE_S + 0.5)
+        if isinstance(store, OwnRedis):
+            store.resume()
+        else:
+            assert paused is not None
+            store.resume(paused)
+
+    resuming = asyncio.create_task(resume_after_deadline())
+    try:
+        async with httpx.AsyncClient(timeout=15) as http:
+            answer = await http.post(
+                f"{service.http}/v1/queues/{queue}/jobs", json={"function": "late"}
+            )
+    finally:
+        await resuming
+    async with httpx.AsyncClient(timeout=15) as http:
+        listed = await http.get(f"{service.http}/v1/queues/{queue}/jobs?limit=100")
+    late = [job["id"] for job in listed.json()["jobs"] if job["function"] == "late"]
+    assert len(late) == 1, late  # the stalled store took the write once it resumed
+    assert answer.status_code == 201, (answer.status_code, answer.text)
+    assert answer.json()["id"] == late[0]

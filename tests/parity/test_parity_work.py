@@ -136,6 +136,23 @@ async def test_heartbeat_progress_out_of_range_is_invalid(
     assert (await transport.get(job["id"]))["progress"] == 0
 
 
+async def test_result_and_meta_beyond_the_json_limit_are_invalid(
+    transport: Transport, queue_name: str
+) -> None:
+    """result and meta keep the kwargs' limit (512 KiB as JSON): nothing is recorded."""
+    await transport.enqueue(queue_name, {"function": "f"})
+    job = await lease_one(transport, queue_name)
+    large = {"a": "x" * 600_000}
+    error = await refused(transport.heartbeat(queue_name, job["id"], job["lease"], meta=large))
+    assert (error.kind, error.code) == ("invalid", "invalid_request"), error
+    assert "meta" in error.message, error
+    error = await refused(transport.complete(queue_name, job["id"], job["lease"], large))
+    assert (error.kind, error.code) == ("invalid", "invalid_request"), error
+    assert "result" in error.message, error
+    stored = await transport.get(job["id"])
+    assert (stored["status"], stored["meta"], stored["result"]) == ("active", {}, None)
+
+
 async def test_renew_answers_one_state_per_lease(transport: Transport, queue_name: str) -> None:
     for _ in range(3):
         await transport.enqueue(queue_name, {"function": "f"})

@@ -19,7 +19,7 @@ from typing import Any
 from jobwire.backends.base import LeaseState, Outcome
 from jobwire.errors import InvalidRequest, JobNotFound, StaleLease
 from jobwire.flow import BulkAction, JobFilter, QueueSettings
-from jobwire.job import JOB_ID_PATTERN, ErrorInfo, Job, Status
+from jobwire.job import JOB_ID_PATTERN, ErrorInfo, Job, Status, check_json
 from jobwire.queue import Queue
 from jobwire.server.errors import backend_unreachable
 from jobwire.server.group_commit import GroupCommit
@@ -388,6 +388,8 @@ class ServiceCore:
             raise InvalidRequest(f"leases: at most {MAX_REFS} at once, got {len(refs)}")
         for ref in refs:
             check_lease(ref.job_id, ref.lease)
+            if ref.meta is not None:
+                check_json("meta", ref.meta)
         owner = self.registry.get(queue, lease_s)
         for ref in refs:
             if ref.progress is not None or ref.meta is not None:
