@@ -31,7 +31,7 @@ def settings_body(queue: str, settings: QueueSettings, paused: bool) -> dict[str
     responses=responses({200: (c.QueueState, "Paused (it was or it is now).")}),
     dependencies=[Depends(require(Permission.CONFIGURE))],
 )
-async def pause(queue: QueueName, request: Request) -> JsonResponse:
+async def pause_queue(queue: QueueName, request: Request) -> JsonResponse:
     """Stop leasing the queue's jobs, for every worker of every replica (admin). Running
     jobs finish; enqueue still works; the state is stored with the queue."""
     await core_of(request).pause(queue)
@@ -44,7 +44,7 @@ async def pause(queue: QueueName, request: Request) -> JsonResponse:
     responses=responses({200: (c.QueueState, "Leasing again.")}),
     dependencies=[Depends(require(Permission.CONFIGURE))],
 )
-async def resume(queue: QueueName, request: Request) -> JsonResponse:
+async def resume_queue(queue: QueueName, request: Request) -> JsonResponse:
     """Lease the queue's jobs again; waiting workers wake at once (admin)."""
     await core_of(request).resume(queue)
     return JsonResponse({"queue": queue, "paused": False})
@@ -56,7 +56,7 @@ async def resume(queue: QueueName, request: Request) -> JsonResponse:
     responses=responses({200: (c.QueueSettingsResult, "The limits (none: `{}`).")}),
     dependencies=[Depends(require(Permission.READ))],
 )
-async def get_settings(queue: QueueName, request: Request) -> JsonResponse:
+async def get_queue_settings(queue: QueueName, request: Request) -> JsonResponse:
     """The queue's limits and whether it is paused."""
     settings, paused = await core_of(request).settings(queue)
     return JsonResponse(settings_body(queue, settings, paused))
@@ -68,7 +68,9 @@ async def get_settings(queue: QueueName, request: Request) -> JsonResponse:
     responses=responses({200: (c.QueueSettingsResult, "Stored.")}, body=True),
     dependencies=[Depends(require(Permission.CONFIGURE))],
 )
-async def put_settings(queue: QueueName, body: QueueSettingsBody, request: Request) -> JsonResponse:
+async def put_queue_settings(
+    queue: QueueName, body: QueueSettingsBody, request: Request
+) -> JsonResponse:
     """Replace every limit of the queue (admin; `{}` removes them all). Every worker
     leasing afterwards keeps them; relaxed limits wake waiting workers."""
     settings, paused = await core_of(request).configure(queue, body.to_settings())
