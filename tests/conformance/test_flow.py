@@ -19,8 +19,6 @@ PENDING_ROWS = {
     "redis",
     "postgres",
     "sqlite",
-    "http-postgres",
-    "grpc-postgres",
 }
 
 
