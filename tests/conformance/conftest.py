@@ -29,6 +29,7 @@ IMPLEMENTATIONS: dict[str, tuple[str, Via]] = {
     "redis": ("conformance_redis_url", "store"),
     "postgres": ("postgres_url", "store"),
     "sqlite": ("sqlite_url", "store"),
+    "pgbouncer": ("pgbouncer_queue_url", "store"),
     "http-redis": ("redis_service", "http"),
     "http-postgres": ("postgres_service", "http"),
     "http-sqlite": ("sqlite_service", "http"),

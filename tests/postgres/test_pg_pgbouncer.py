@@ -1,0 +1,139 @@
+"""PostgreSQL behind PgBouncer in transaction mode: why the store's ``prepared_statements``
+and ``listen_url`` options exist, and that the store works with them.
+
+PgBouncer 1.18 (Debian 12's) runs each transaction on whichever server session is free and
+knows nothing of prepared statements: one parsed in a transaction stays on its session.
+The tests pin server sessions by holding them in open transactions, with a pool of two.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlencode, urlsplit, urlunsplit
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from jobwire import Queue, Status
+from jobwire.backends.postgres.connect import parse_url
+
+StartBouncer = Callable[..., contextlib.AbstractContextManager[str]]
+PROMPT_S = 2.0  # a wake-up through LISTEN arrives well within this
+
+
+def test_parse_url_takes_out_the_pooler_options() -> None:
+    options = parse_url(
+        "postgresql://u@bouncer:6432/db?prepared_statements=false&sslmode=disable"
+        "&listen_url=postgres://u@db:5432/db%3Fsslmode%3Drequire"
+    )
+    assert options.dsn == "postgresql://u@bouncer:6432/db?sslmode=disable"
+    assert options.prepared_statements is False
+    assert options.listen_dsn == "postgresql://u@db:5432/db?sslmode=require"
+    plain = parse_url("postgresql://u@db/db?prepared_statements=TRUE")
+    assert plain.prepared_statements is True
+    assert plain.listen_dsn == plain.dsn == "postgresql://u@db/db"
+    with pytest.raises(ValueError, match="prepared_statements"):
+        parse_url("postgresql://u@db/db?prepared_statements=no")
+    with pytest.raises(ValueError, match="not a PostgreSQL URL"):
+        parse_url("postgresql://u@db/db?listen_url=redis://db")
+
+
+class Sessions:
+    """Other clients of a PgBouncer that pin its server sessions in open transactions."""
+
+    def __init__(self, bouncer_url: str) -> None:
+        self._url = bouncer_url
+        self._held: dict[int, asyncpg.Connection] = {}
+
+    async def hold_all(self, count: int) -> set[int]:
+        """Hold ``count`` server sessions (the whole pool); return their backend pids."""
+        for _ in range(count):
+            conn = await asyncpg.connect(self._url, statement_cache_size=0)
+            await conn.execute("BEGIN")
+            self._held[await conn.fetchval("SELECT pg_backend_pid()")] = conn
+        return set(self._held)
+
+    async def release(self, pid: int) -> None:
+        """End the transaction holding the session ``pid``: it is free for others."""
+        conn = self._held.pop(pid)
+        await conn.execute("COMMIT")
+        await conn.close()
+
+    async def close(self) -> None:
+        for pid in list(self._held):
+            await self.release(pid)
+
+
+@pytest.fixture
+async def small_bouncer(
+    start_pgbouncer: StartBouncer, postgres_url: str
+) -> AsyncIterator[tuple[str, Sessions]]:
+    """A PgBouncer of two server sessions, on a database of the test's own (so that the
+    store migrates it through PgBouncer), and the means to pin its sessions."""
+    name = f"jobwire_pgb_{uuid4().hex[:12]}"
+    dsn = parse_url(postgres_url).dsn
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        with start_pgbouncer(dsn, pool_size=2) as bouncer:
+            sessions = Sessions(urlunsplit(urlsplit(bouncer)._replace(path=f"/{name}")))
+            try:
+                yield sessions._url, sessions
+            finally:
+                await sessions.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _read_on_each_session(queue: Queue, job_id: str, sessions: Sessions) -> None:
+    """Read the job on one server session, then on the other (the same statement)."""
+    pids = sorted(await sessions.hold_all(2))
+    await sessions.close()
+    for pid in pids:
+        await sessions.hold_all(2)  # the pool's two sessions
+        await sessions.release(pid)  # the store's next transaction runs on this one
+        assert await queue.job(job_id) is not None
+        await sessions.close()
+
+
+def _store_url(bouncer_url: str, postgres_url: str, **options: object) -> str:
+    """The queue URL through ``bouncer_url``, one pooled connection, and ``options``."""
+    direct = urlunsplit(urlsplit(postgres_url)._replace(path=urlsplit(bouncer_url).path))
+    query = {"pool_size": 1, **options}
+    if options:
+        query["listen_url"] = direct
+    return f"{bouncer_url}?{urlencode(query)}"
+
+
+async def test_the_store_needs_the_option_through_transaction_pooling(
+    small_bouncer: tuple[str, Sessions], postgres_url: str
+) -> None:
+    url, sessions = small_bouncer
+    async with Queue.from_url(_store_url(url, postgres_url), name="pgb") as queue:
+        job = await queue.enqueue("fn")
+        assert job is not None
+        with pytest.raises(asyncpg.InvalidSQLStatementNameError):
+            await _read_on_each_session(queue, job.id, sessions)
+
+
+async def test_the_store_works_from_session_to_session_with_the_options(
+    small_bouncer: tuple[str, Sessions], postgres_url: str
+) -> None:
+    url, sessions = small_bouncer
+    store_url = _store_url(url, postgres_url, prepared_statements="false")
+    async with (
+        Queue.from_url(store_url, name="pgb") as queue,
+        Queue.from_url(store_url, name="pgb") as waiter,
+    ):
+        job = await queue.enqueue("fn")  # migrates the new database through PgBouncer
+        assert job is not None
+        await _read_on_each_session(queue, job.id, sessions)
+        # Wake-ups come over the direct LISTEN connection.
+        waiting = asyncio.create_task(waiter.backend.wait_for_work(30))
+        await asyncio.sleep(0.1)
+        await queue.enqueue("fn")
+        await asyncio.wait_for(waiting, PROMPT_S)
+        leased, _ = await waiter.backend.lease("w", 2)
+        assert len(leased) == 2 and {job.status for job in leased} == {Status.ACTIVE}
