@@ -8,14 +8,18 @@ The tests pin server sessions by holding them in open transactions, with a pool 
 
 import asyncio
 import contextlib
+import importlib.resources
+import re
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 from uuid import uuid4
 
 import asyncpg
 import pytest
 
-from jobwire import Queue, Status
+from jobwire import Queue, Status, Worker
+from jobwire.backends.postgres import connect
 from jobwire.backends.postgres.connect import parse_url
 
 StartBouncer = Callable[..., contextlib.AbstractContextManager[str]]
@@ -137,3 +141,47 @@ async def test_the_store_works_from_session_to_session_with_the_options(
         await asyncio.wait_for(waiting, PROMPT_S)
         leased, _ = await waiter.backend.lease("w", 2)
         assert len(leased) == 2 and {job.status for job in leased} == {Status.ACTIVE}
+
+
+async def test_type_look_ups_through_the_pooler_run_in_one_transaction(
+    pgbouncer_queue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncpg looks types up with JIT off for the session around the query; outside a
+    # transaction those three statements would run on three server sessions, and JIT
+    # compiling the look-up takes seconds.
+    look_ups: list[bool] = []
+    look_up = asyncpg.Connection._introspect_types
+
+    async def watched(conn: asyncpg.Connection, *args: Any) -> Any:
+        look_ups.append(conn.is_in_transaction())
+        return await look_up(conn, *args)
+
+    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", watched)
+
+    async def add(ctx: dict[str, Any], *, a: int) -> int:
+        return a + 1
+
+    async with Queue.from_url(pgbouncer_queue_url, name=f"pgb-{uuid4().hex[:8]}") as queue:
+        worker = Worker(queue, [add], concurrency=4, handle_signals=False)
+        running = asyncio.create_task(worker.start())
+        try:
+            jobs = [await queue.enqueue("add", a=n) for n in range(8)]
+            for job in jobs:
+                assert job is not None
+                assert (await queue.wait(job, timeout=5)).result == job.kwargs["a"] + 1
+            assert await queue.info()
+        finally:
+            await worker.stop()
+            await running
+    assert look_ups and all(look_ups)
+
+
+_ALIASES = {"integer": "int4", "bigint": "int8", "smallint": "int2", "boolean": "bool"}
+_ALIASES |= {"double precision": "float8", "real": "float4"}
+
+
+def test_every_array_type_the_statements_bind_is_looked_up_in_a_transaction() -> None:
+    source = importlib.resources.files("jobwire.backends.postgres").joinpath("sql.py")
+    casts = set(re.findall(r"::\s*([a-z][a-z0-9_ ]*?)\s*\[\]", source.read_text()))
+    assert casts
+    assert {_ALIASES.get(name, name) for name in casts} <= set(connect._ARRAY_TYPES)

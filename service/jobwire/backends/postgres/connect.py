@@ -24,6 +24,12 @@ DEFAULT_POOL_SIZE = 10
 _SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg"}
 _OPTIONS = {"pool_size", "prepared_statements", "listen_url"}
 _BOOLEANS = {"true": True, "false": False}
+# The arrays a statement may bind (``sql``: ``$n::int4[]`` and the like), every common one:
+# a type missing here is still looked up when first met, only slowly through a pooler.
+_ARRAY_TYPES = (
+    "bool", "int2", "int4", "int8", "float4", "float8", "numeric", "text", "json", "jsonb",
+    "timestamptz", "interval", "uuid", "bytea",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,27 +99,47 @@ async def open_pool(options: ConnectOptions) -> asyncpg.Pool:
     advisory locks, close cursors) would run on whichever server session the pooler picks,
     clearing nothing of ours for a round trip per call: only its client-side part runs.
     """
-    extra: dict[str, Any] = {}
-    if not options.prepared_statements:
-        extra["reset"] = _keep_session
+    if options.prepared_statements:
+        return await asyncpg.create_pool(options.dsn, min_size=1, max_size=options.pool_size)
     return await asyncpg.create_pool(
-        options.dsn, min_size=1, max_size=options.pool_size, **_connect_args(options), **extra
+        options.dsn,
+        min_size=1,
+        max_size=options.pool_size,
+        init=_learn_types,
+        reset=_keep_session,
+        **_pooler_args(),
     )
 
 
 async def open_listen_connection(options: ConnectOptions) -> asyncpg.Connection:
     """A new connection to LISTEN on (``options.listen_dsn``)."""
-    return await asyncpg.connect(options.listen_dsn, **_connect_args(options))
+    extra = {} if options.prepared_statements else _pooler_args()
+    return await asyncpg.connect(options.listen_dsn, **extra)
 
 
-def _connect_args(options: ConnectOptions) -> dict[str, Any]:
-    """asyncpg's connection arguments.
+def _pooler_args() -> dict[str, Any]:
+    """asyncpg's connection arguments for a transaction pooler.
 
-    Through a transaction pooler, a named prepared statement stays on the server session
-    that parsed it while the next transaction runs on another. With no statement cache,
-    asyncpg parses each statement unnamed, again in the exchange that executes it.
+    A named prepared statement stays on the server session that parsed it while the next
+    transaction runs on another: with no statement cache, asyncpg parses each statement
+    unnamed, again in the exchange that executes it. And asyncpg asks for client_encoding
+    ``'utf-8'`` (quoted), which PgBouncer compares as text with the server's ``UTF8``: it
+    would SET it on the server before every transaction.
     """
-    return {} if options.prepared_statements else {"statement_cache_size": 0}
+    return {"statement_cache_size": 0, "server_settings": {"client_encoding": "UTF8"}}
+
+
+async def _learn_types(conn: asyncpg.Connection) -> None:
+    """Have a new connection look up the array types statements bind, in one transaction.
+
+    asyncpg looks a type up in the catalog the first time a connection meets it, turning
+    JIT off for that session around the query (JIT compiling it takes seconds). Through a
+    transaction pooler, outside a transaction, the three would run on different server
+    sessions: the look-up with JIT on, and a session left with JIT off.
+    """
+    columns = ", ".join(f"NULL::{name}[]" for name in _ARRAY_TYPES)
+    async with conn.transaction():
+        await conn.fetchrow(f"SELECT {columns}")
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
