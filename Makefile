@@ -104,7 +104,7 @@ test: install-dev redis-binary postgres-binary pgbouncer-binary go-toolchain nod
 	$(BIN)/pytest
 
 # The quick run: no lint, no tests marked slow.
-test-quick: install-dev redis-binary postgres-binary
+test-quick: install-dev redis-binary postgres-binary pgbouncer-binary
 	$(BIN)/pytest -m "not slow"
 
 lint: install-dev
