@@ -17,7 +17,7 @@ import pytest
 
 from jobwire import Job, Queue
 from jobwire.backends.postgres import sql
-from jobwire.backends.postgres.connect import parse_url
+from jobwire.backends.postgres.backend import parse_url
 
 BATCH = 300
 # Indexes a batch statement may read: the primary key (probes by id) and the partial
@@ -39,7 +39,7 @@ async def leased(postgres_url: str) -> AsyncIterator[tuple[Queue, list[Job], asy
     await queue.enqueue_many([Job("fn") for _ in range(2 * BATCH)])
     jobs, _ = await queue.lease("w", BATCH)
     assert len(jobs) == BATCH
-    conn = await asyncpg.connect(parse_url(postgres_url).dsn)
+    conn = await asyncpg.connect(parse_url(postgres_url)[0])
     try:
         yield queue, jobs, conn
     finally:

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from jobwire import Job, Queue
-from jobwire.backends.postgres.connect import parse_url
+from jobwire.backends.postgres.backend import parse_url
 from jobwire.backends.postgres.sql import LEASE
 
 BACKLOG = 3000
@@ -21,7 +21,7 @@ async def backlog(postgres_url: str) -> AsyncIterator[tuple[Queue, asyncpg.Conne
     queue = Queue.from_url(postgres_url, name=f"plan-{uuid4().hex[:8]}")
     await queue.enqueue_many([Job("fn", priority=i % 5) for i in range(BACKLOG)])
     await queue.enqueue("fn", scheduled=2e9)
-    conn = await asyncpg.connect(parse_url(postgres_url).dsn)
+    conn = await asyncpg.connect(parse_url(postgres_url)[0])
     await conn.execute("ANALYZE jobwire_jobs")
     try:
         yield queue, conn

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from jobwire import Queue
-from jobwire.backends.postgres.connect import parse_url
+from jobwire.backends.postgres.backend import parse_url
 from jobwire.backends.postgres.sql import migrate, migrations
 
 
@@ -17,7 +17,7 @@ from jobwire.backends.postgres.sql import migrate, migrations
 async def fresh_database(postgres_url: str) -> AsyncIterator[str]:
     """URL of a new, empty database, dropped after the test."""
     name = f"jobwire_mig_{uuid4().hex[:12]}"
-    dsn = parse_url(postgres_url).dsn
+    dsn, _ = parse_url(postgres_url)
     admin = await asyncpg.connect(dsn)
     try:
         try:
@@ -103,7 +103,7 @@ async def test_status_is_check_constrained(postgres_url: str) -> None:
     async with queue:
         job = await queue.enqueue("fn")
         assert job is not None
-    conn = await asyncpg.connect(parse_url(postgres_url).dsn)
+    conn = await asyncpg.connect(parse_url(postgres_url)[0])
     try:
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute(

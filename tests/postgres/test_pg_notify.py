@@ -10,7 +10,7 @@ import asyncpg
 
 from jobwire import Queue, Status, Worker
 from jobwire.backends.base import Outcome
-from jobwire.backends.postgres.connect import parse_url
+from jobwire.backends.postgres.backend import parse_url
 from jobwire.backends.postgres.listen import channel_name
 
 # Far longer than any wake-up may take: a test passing must not be the fallback timeout.
@@ -95,7 +95,7 @@ async def test_long_queue_names_get_hashed_channels(postgres_url: str) -> None:
 
 async def _kill_listeners(postgres_url: str, queue_name: str) -> int:
     """Terminate the server sessions LISTENing for ``queue_name``; return how many."""
-    admin = await asyncpg.connect(parse_url(postgres_url).dsn)
+    admin = await asyncpg.connect(parse_url(postgres_url)[0])
     try:
         killed = await admin.fetch(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -20,27 +20,27 @@ import pytest
 
 from jobwire import Queue, Status, Worker
 from jobwire.backends.postgres import connect
-from jobwire.backends.postgres.connect import parse_url
+from jobwire.backends.postgres.connect import parse_options
 
 StartBouncer = Callable[..., contextlib.AbstractContextManager[str]]
 PROMPT_S = 2.0  # a wake-up through LISTEN arrives well within this
 
 
-def test_parse_url_takes_out_the_pooler_options() -> None:
-    options = parse_url(
+def test_parse_options_takes_out_the_pooler_options() -> None:
+    options = parse_options(
         "postgresql://u@bouncer:6432/db?prepared_statements=false&sslmode=disable"
         "&listen_url=postgres://u@db:5432/db%3Fsslmode%3Drequire"
     )
     assert options.dsn == "postgresql://u@bouncer:6432/db?sslmode=disable"
     assert options.prepared_statements is False
     assert options.listen_dsn == "postgresql://u@db:5432/db?sslmode=require"
-    plain = parse_url("postgresql://u@db/db?prepared_statements=TRUE")
+    plain = parse_options("postgresql://u@db/db?prepared_statements=TRUE")
     assert plain.prepared_statements is True
     assert plain.listen_dsn == plain.dsn == "postgresql://u@db/db"
     with pytest.raises(ValueError, match="prepared_statements"):
-        parse_url("postgresql://u@db/db?prepared_statements=no")
+        parse_options("postgresql://u@db/db?prepared_statements=no")
     with pytest.raises(ValueError, match="not a PostgreSQL URL"):
-        parse_url("postgresql://u@db/db?listen_url=redis://db")
+        parse_options("postgresql://u@db/db?listen_url=redis://db")
 
 
 class Sessions:
@@ -76,7 +76,7 @@ async def small_bouncer(
     """A PgBouncer of two server sessions, on a database of the test's own (so that the
     store migrates it through PgBouncer), and the means to pin its sessions."""
     name = f"jobwire_pgb_{uuid4().hex[:12]}"
-    dsn = parse_url(postgres_url).dsn
+    dsn = parse_options(postgres_url).dsn
     admin = await asyncpg.connect(dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

@@ -9,8 +9,7 @@ import pytest
 
 from jobwire import Job, Queue, Status
 from jobwire.backends.base import Outcome
-from jobwire.backends.postgres.backend import PostgresBackend
-from jobwire.backends.postgres.connect import parse_url
+from jobwire.backends.postgres.backend import PostgresBackend, parse_url
 
 
 def _name() -> str:
@@ -18,10 +17,11 @@ def _name() -> str:
 
 
 def test_parse_url_strips_pool_size_and_normalises_the_scheme() -> None:
-    plain = parse_url("postgres://u:p@h:5/db")
-    assert (plain.dsn, plain.pool_size) == ("postgresql://u:p@h:5/db", 10)
-    sized = parse_url("postgresql+asyncpg://h/db?pool_size=3&sslmode=disable")
-    assert (sized.dsn, sized.pool_size) == ("postgresql://h/db?sslmode=disable", 3)
+    assert parse_url("postgres://u:p@h:5/db") == ("postgresql://u:p@h:5/db", 10)
+    assert parse_url("postgresql+asyncpg://h/db?pool_size=3&sslmode=disable") == (
+        "postgresql://h/db?sslmode=disable",
+        3,
+    )
     for bad in ("postgresql://h/db?pool_size=0", "postgresql://h/db?pool_size=x"):
         with pytest.raises(ValueError, match="pool_size"):
             parse_url(bad)
@@ -53,7 +53,7 @@ async def test_siblings_share_the_pool_and_only_the_owner_closes_it(postgres_url
 
 
 async def test_a_callers_pool_is_used_and_left_open(postgres_url: str) -> None:
-    dsn = parse_url(postgres_url).dsn
+    dsn, _ = parse_url(postgres_url)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         async with Queue(PostgresBackend(postgres_url, _name(), pool=pool)) as queue:
@@ -89,7 +89,7 @@ async def test_expired_jobs_are_hidden_then_deleted_by_the_sweep(postgres_url: s
         assert await queue.job(job.id) is None
         assert await queue.jobs() == []
         assert (await queue.info())["counts"]["complete"] == 0
-        dsn = parse_url(postgres_url).dsn
+        dsn, _ = parse_url(postgres_url)
         conn = await asyncpg.connect(dsn)
         try:
             count = "SELECT count(*) FROM jobwire_jobs WHERE queue = $1"

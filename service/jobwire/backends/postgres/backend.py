@@ -38,7 +38,7 @@ from jobwire.backends.postgres.connect import (
     ConnectOptions,
     open_listen_connection,
     open_pool,
-    parse_url,
+    parse_options,
 )
 from jobwire.backends.postgres.listen import Listener, QueueEvents
 from jobwire.errors import InvalidJobState
@@ -55,6 +55,17 @@ _CONNECTION_LOST = (
     ConnectionResetError,
 )
 _PURGE_LIMIT = 10_000  # finished jobs past their ttl deleted per sweep, at most
+
+
+def parse_url(url: str) -> tuple[str, int]:
+    """Split a queue URL into the DSN asyncpg takes and the pool size (``parse_options``
+    reads every option).
+
+    Raises:
+        ValueError: Not a PostgreSQL URL, or a bad option value.
+    """
+    options = parse_options(url)
+    return options.dsn, options.pool_size
 
 
 class _Store:
@@ -123,7 +134,7 @@ class PostgresBackend(Backend):
     ) -> None:
         super().__init__(queue_name, lease_s=lease_s)
         self.url = url
-        self._store = _Store(parse_url(url), pool)
+        self._store = _Store(parse_options(url), pool)
         self._owns_store = True
         self._events = QueueEvents(self._store.listener, queue_name)
         self._registered = False

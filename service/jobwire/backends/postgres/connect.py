@@ -49,7 +49,7 @@ class ConnectOptions:
     listen_dsn: str
 
 
-def parse_url(url: str) -> ConnectOptions:
+def parse_options(url: str) -> ConnectOptions:
     """Split a queue URL into the DSN asyncpg takes and Jobwire's options.
 
     Raises:
@@ -67,7 +67,7 @@ def parse_url(url: str) -> ConnectOptions:
         dsn=dsn,
         pool_size=_pool_size(given.get("pool_size")),
         prepared_statements=_boolean("prepared_statements", given.get("prepared_statements"), True),
-        listen_dsn=dsn if listen_url is None else parse_url(listen_url).dsn,
+        listen_dsn=dsn if listen_url is None else parse_options(listen_url).dsn,
     )
 
 
