@@ -57,9 +57,9 @@ async def test_file_is_created_in_wal_mode_with_the_schema(tmp_path: Path) -> No
         await queue.enqueue("task")
         with sqlite3.connect(path) as raw:
             assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-            assert raw.execute("PRAGMA user_version").fetchone() == (1,)
+            assert raw.execute("PRAGMA user_version").fetchone() == (2,)
             tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
-    assert {"jobwire_jobs", "jobwire_queues", "jobwire_workers"} <= tables
+    assert {"jobwire_jobs", "jobwire_queues", "jobwire_workers", "jobwire_starts"} <= tables
     assert "jobwire_jobs_dequeue" in tables and "jobwire_jobs_live_key" in tables
 
 

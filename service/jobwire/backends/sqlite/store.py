@@ -65,6 +65,8 @@ class Tx:
         work: Set when the transaction brings workers new work.
         changed: Ids of the jobs it changed (their waiters are woken on commit).
         finished: How many jobs it finished (counted per minute for the throughput).
+        freed: How many jobs left active/aborting; in a queue with a concurrency limit
+            that is new work too (a held job may start in the freed slot).
     """
 
     def __init__(self, db: aiosqlite.Connection, queue: str, now: float) -> None:
@@ -74,6 +76,7 @@ class Tx:
         self.work = False
         self.changed: set[str] = set()
         self.finished = 0
+        self.freed = 0
         self._seq: int | None = None
         self._seq_taken = False
 
@@ -91,7 +94,12 @@ class Tx:
         return self._seq
 
     async def flush(self) -> None:
-        """Store the queue's counters (other processes poll them) and its throughput."""
+        """Store the queue's counters (other processes poll them) and its throughput.
+
+        A freed slot is new work only where a concurrency limit is set (``holds_slots``):
+        elsewhere nothing waits for slots, and waking every worker on each finished job
+        would cost a lease call apiece.
+        """
         if self.finished:
             await self.db.execute(
                 "INSERT INTO jobwire_throughput (queue, minute, finished) VALUES (?, ?, ?)"
@@ -99,16 +107,19 @@ class Tx:
                 " DO UPDATE SET finished = finished + excluded.finished",
                 (self.queue, int(self.now // 60), self.finished),
             )
-        if not (self._seq_taken or self.work or self.changed):
+        if not (self._seq_taken or self.work or self.changed or self.freed):
             return
-        await self.db.execute(
+        [(work,)] = await self.db.execute_fetchall(
             "INSERT INTO jobwire_queues (queue, seq, work_version, job_version)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (queue) DO UPDATE SET"
+            " VALUES (:queue, :seq, :work, :changed) ON CONFLICT (queue) DO UPDATE SET"
             " seq = max(seq, excluded.seq),"
-            " work_version = work_version + excluded.work_version,"
-            " job_version = job_version + excluded.job_version",
-            (self.queue, self._seq or 0, int(self.work), int(bool(self.changed))),
-        )
+            " work_version = work_version + (excluded.work_version OR (:freed AND holds_slots)),"
+            " job_version = job_version + excluded.job_version"
+            " RETURNING :work OR (:freed AND holds_slots)",
+            {"queue": self.queue, "seq": self._seq or 0, "work": self.work,
+             "changed": bool(self.changed), "freed": self.freed > 0},
+        )  # fmt: skip
+        self.work = bool(work)  # the local waiters are woken on commit by this
 
 
 class Hub:
