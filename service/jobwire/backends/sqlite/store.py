@@ -29,6 +29,11 @@ BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's transac
 POLL_INTERVAL_S = 0.05  # how often waiters look for other processes' commits, without inotify
 WATCHED_POLL_S = 1.0  # with inotify: a poll this often all the same (a missed event is cheap)
 _MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
+# A job left active/aborting (:freed) where a queued job may be waiting for its slot.
+_SLOT_WANTED = (
+    "(:freed AND holds_slots AND EXISTS (SELECT 1 FROM jobwire_jobs"
+    " WHERE queue = :queue AND status = 'queued'))"
+)
 
 Row = sqlite3.Row
 
@@ -96,9 +101,9 @@ class Tx:
     async def flush(self) -> None:
         """Store the queue's counters (other processes poll them) and its throughput.
 
-        A freed slot is new work only where a concurrency limit is set (``holds_slots``):
-        elsewhere nothing waits for slots, and waking every worker on each finished job
-        would cost a lease call apiece.
+        A freed slot is new work only where a concurrency limit is set (``holds_slots``)
+        and jobs are queued: elsewhere nothing waits for the slot, and waking every worker
+        on each finished job would cost a lease call apiece.
         """
         if self.finished:
             await self.db.execute(
@@ -113,9 +118,9 @@ class Tx:
             "INSERT INTO jobwire_queues (queue, seq, work_version, job_version)"
             " VALUES (:queue, :seq, :work, :changed) ON CONFLICT (queue) DO UPDATE SET"
             " seq = max(seq, excluded.seq),"
-            " work_version = work_version + (excluded.work_version OR (:freed AND holds_slots)),"
+            f" work_version = work_version + (excluded.work_version OR {_SLOT_WANTED}),"
             " job_version = job_version + excluded.job_version"
-            " RETURNING :work OR (:freed AND holds_slots)",
+            f" RETURNING :work OR {_SLOT_WANTED}",
             {"queue": self.queue, "seq": self._seq or 0, "work": self.work,
              "changed": bool(self.changed), "freed": self.freed > 0},
         )  # fmt: skip
