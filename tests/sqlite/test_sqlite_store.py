@@ -205,3 +205,26 @@ async def test_queues_find_job_delete_and_watch(tmp_path: Path) -> None:
         assert seen == [Status.QUEUED, None]
         assert await b.backend.delete(job.id) is False
         assert await b.enqueue("task", key="k") is not None, "delete did not free the key"
+
+
+async def test_a_call_cancelled_while_waiting_for_the_write_lock_leaves_no_transaction(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    async with Queue.from_url(f"sqlite:///{path}", name="q") as queue:
+        await queue.connect()
+        other = sqlite3.connect(path, isolation_level=None)  # another process, as it were
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            waiting = asyncio.create_task(queue.enqueue("cancelled"))
+            await asyncio.sleep(0.2)  # its BEGIN IMMEDIATE waits in SQLite's busy handler
+            waiting.cancel()
+            following = asyncio.create_task(queue.enqueue("following"))
+            await asyncio.sleep(0.2)
+        finally:
+            other.rollback()  # the cancelled BEGIN goes through now
+            other.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        assert await asyncio.wait_for(following, 5) is not None
+        assert [job.function for job in await queue.jobs(Status.QUEUED)] == ["following"]

@@ -322,9 +322,12 @@ class Store:
         async with self._lock:
             if db.in_transaction:  # left open by a caller cancelled mid-transaction
                 await db.rollback()
-            await db.execute("BEGIN IMMEDIATE")
-            tx = Tx(db, queue, time.time())
             try:
+                # Inside the try: a caller cancelled while BEGIN waits for another process's
+                # lock leaves the statement queued on aiosqlite's thread; the rollback queued
+                # behind it ends that transaction before the lock passes to the next caller.
+                await db.execute("BEGIN IMMEDIATE")
+                tx = Tx(db, queue, time.time())
                 yield tx
                 await tx.flush()
                 await db.commit()
