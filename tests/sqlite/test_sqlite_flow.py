@@ -96,15 +96,20 @@ async def test_active_counts_follow_every_transition(queue: Queue, db_path: Path
     assert await _active(queue) == {}
 
 
-async def test_plain_queue_counts_nothing_in_its_lease(queue: Queue) -> None:
-    await queue.enqueue("f")
+async def test_a_lease_reads_only_what_the_limits_need_first(queue: Queue) -> None:
+    await queue.enqueue_many([Job("f"), Job("f")])
     async with _backend(queue)._writing() as tx:
         state = await lease_state(tx)
-    assert (state.settings, state.active, state.paused) == (None, None, False)
+    assert (state.settings, state.active, state.rate_used, state.paused) == (None,) * 3 + (False,)
     await queue.configure(QueueSettings(rate=Rate(5, 1.0)))  # no concurrency limit
     async with _backend(queue)._writing() as tx:
         state = await lease_state(tx)
-    assert state.settings is not None and state.active is None
+    assert state.settings is not None and (state.active, state.rate_used) == (None, 0)
+    await queue.lease("w", 1)
+    await queue.configure(QueueSettings(max_active=5, rate=Rate(5, 1.0)))
+    async with _backend(queue)._writing() as tx:
+        state = await lease_state(tx)
+    assert (state.active, state.rate_used) == (1, 1)
 
 
 async def test_concurrency_key_round_trips(queue: Queue) -> None:

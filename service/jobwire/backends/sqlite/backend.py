@@ -246,7 +246,7 @@ class SqliteBackend(Backend):
             elif max_jobs > 0 and state.settings is None:
                 rows = list(await tx.db.execute_fetchall(LEASE_HEAD, {**params, "now": tx.now}))
             elif max_jobs > 0:
-                limited = LimitedLease(tx, self._parsed(state.settings), max_jobs, state.active)
+                limited = LimitedLease(tx, self._parsed(state.settings), max_jobs, state)
                 rows, reopens_s = await limited.run({**params, "now": tx.now})
                 next_s = _earliest(next_s, reopens_s)
         rows.sort(key=lambda row: (-row["priority"], row["seq"]))  # RETURNING has no order
@@ -267,13 +267,16 @@ class SqliteBackend(Backend):
         holds_slots = holds_slots or any(
             limits.max_active is not None for limits in settings.functions.values()
         )
+        rate_period_s = settings.rate.period_s if settings.rate is not None else None
         async with self._writing() as tx:
             await tx.db.execute(
-                "INSERT INTO jobwire_queues (queue, settings, holds_slots) VALUES (?, ?, ?)"
-                " ON CONFLICT (queue) DO UPDATE SET settings = excluded.settings,"
-                " holds_slots = excluded.holds_slots",
-                (tx.queue, settings.to_json() if settings.limited else None, holds_slots),
-            )
+                "INSERT INTO jobwire_queues (queue, settings, holds_slots, rate_period_s)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (queue) DO UPDATE SET"
+                " settings = excluded.settings, holds_slots = excluded.holds_slots,"
+                " rate_period_s = excluded.rate_period_s",
+                (tx.queue, settings.to_json() if settings.limited else None, holds_slots,
+                 rate_period_s),
+            )  # fmt: skip
             tx.work = True  # relaxed limits may let held jobs start now, in any process
 
     async def is_paused(self) -> bool:

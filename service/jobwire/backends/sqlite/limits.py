@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
-from jobwire.backends.sqlite.rows import HELD_SQL, LEASE_HEAD, LEASE_SET
+from jobwire.backends.sqlite.rows import HELD_SQL, LEASE_HEAD, LEASE_SET, LeaseState
 from jobwire.backends.sqlite.store import Row, Tx
 from jobwire.flow import FunctionLimits, QueueSettings, Rate
 
@@ -62,19 +62,23 @@ class LimitedLease:
         tx: The lease's write transaction.
         settings: The queue's limits.
         max_jobs: Jobs wanted at most.
-        active: The queue's active and aborting jobs, if counted already.
+        state: What the lease read first (the queue's active count and rate window, if
+            a queue-wide limit had them read).
     """
 
     def __init__(
-        self, tx: Tx, settings: QueueSettings, max_jobs: int, active: int | None = None
+        self, tx: Tx, settings: QueueSettings, max_jobs: int, state: LeaseState | None = None
     ) -> None:
         self.tx = tx
         self.settings = settings
         self.max_jobs = max_jobs
         self.active: collections.Counter[str] = collections.Counter()  # by scope
-        self.active[_QUEUE] = active or 0
-        self._counted = active is not None
+        self._counted = state is not None and state.active is not None
+        if state is not None and state.active is not None:
+            self.active[_QUEUE] = state.active
         self.windows: dict[str, Window] = {}
+        if settings.rate is not None and state is not None and state.rate_used is not None:
+            self.windows[_QUEUE] = Window(settings.rate, state.rate_used)
         # limits on some jobs only (a function's, a key's): the head is sifted
         self.scoped = (
             settings.max_active_per_key is not None

@@ -28,6 +28,10 @@ _ID_CHUNK = 500  # ids per IN (...) list
 _PROMOTE_LIMIT = 1000  # scheduled jobs promoted per lease, as in lease.lua
 _FIRST_DUE = "SELECT MIN(scheduled) FROM jobwire_jobs WHERE queue = :queue AND status = 'scheduled'"
 _ACTIVE = f"SELECT COUNT(*) FROM jobwire_jobs WHERE queue = :queue AND status IN {HELD_SQL}"
+_RATE_USED = (
+    "SELECT coalesce(SUM(n), 0) FROM jobwire_starts WHERE queue = :queue AND scope = ''"
+    " AND at > :now - q.rate_period_s"
+)
 
 # How a lease marks a queued job active: its attempt's token, worker and lease expiry.
 LEASE_SET = """status = 'active', attempts = attempts + 1, started = :now, touched = :now,
@@ -237,28 +241,31 @@ class LeaseState:
         settings: The queue's limits as stored (``None``: no limits).
         active: The queue's active and aborting jobs, counted only while a concurrency
             limit is set (else ``None``).
+        rate_used: Starts in the queue-wide rate's window, if that rate is set.
     """
 
     next_due_s: float | None
     paused: bool
     settings: str | None
     active: int | None
+    rate_used: int | None
 
 
 async def lease_state(tx: Tx) -> LeaseState:
     """The queue's state for a lease; due jobs are queued first, oldest due time first,
     as lease.lua does."""
-    [(due_at, paused, settings, active)] = await tx.db.execute_fetchall(
+    [(due_at, paused, settings, active, rate_used)] = await tx.db.execute_fetchall(
         f"SELECT ({_FIRST_DUE}), coalesce(q.paused, 0), q.settings,"
-        f" CASE WHEN q.holds_slots THEN ({_ACTIVE}) END"
+        f" CASE WHEN q.holds_slots THEN ({_ACTIVE}) END,"
+        f" CASE WHEN q.rate_period_s IS NOT NULL THEN ({_RATE_USED}) END"
         " FROM (SELECT 1) LEFT JOIN jobwire_queues q ON q.queue = :queue",
-        {"queue": tx.queue},
+        {"queue": tx.queue, "now": tx.now},
     )
     if due_at is not None and due_at <= tx.now:
         await _promote_due(tx)
         [(due_at,)] = await tx.db.execute_fetchall(_FIRST_DUE, {"queue": tx.queue})
     next_due_s = None if due_at is None else float(due_at) - tx.now
-    return LeaseState(next_due_s, bool(paused), settings, active)
+    return LeaseState(next_due_s, bool(paused), settings, active, rate_used)
 
 
 async def _promote_due(tx: Tx) -> None:

@@ -12,6 +12,9 @@ ALTER TABLE jobwire_queues ADD COLUMN paused INTEGER NOT NULL DEFAULT 0
 ALTER TABLE jobwire_queues ADD COLUMN settings TEXT;
 ALTER TABLE jobwire_queues ADD COLUMN holds_slots INTEGER NOT NULL DEFAULT 0
     CHECK (holds_slots IN (0, 1));
+-- The queue-wide rate's window (NULL: no such rate), so that a lease reads how full that
+-- window is in its first statement.
+ALTER TABLE jobwire_queues ADD COLUMN rate_period_s REAL;
 
 -- The sweeper's index, widened so the concurrency limits count the active jobs by
 -- function and key from it alone (no counters to keep in step with every transition, no
