@@ -240,11 +240,13 @@ class LimitedLease:
     async def _record_starts(self) -> None:
         """Log this lease's starts in each rate window they count in."""
         started = [(self.tx.queue, s, self.tx.now, w.taken) for s, w in self.windows.items()]
-        await self.tx.db.executemany(
-            "INSERT INTO jobwire_starts (queue, scope, at, n) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (queue, scope, at) DO UPDATE SET n = n + excluded.n",
-            [entry for entry in started if entry[3] > 0],
-        )
+        started = [entry for entry in started if entry[3] > 0]
+        if started:  # none without a rate limit: skip the round trip
+            await self.tx.db.executemany(
+                "INSERT INTO jobwire_starts (queue, scope, at, n) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (queue, scope, at) DO UPDATE SET n = n + excluded.n",
+                started,
+            )
 
     async def _reopens_s(self) -> float | None:
         """Seconds until the first window that held a job back admits one again: when
