@@ -228,3 +228,26 @@ async def test_a_call_cancelled_while_waiting_for_the_write_lock_leaves_no_trans
             await waiting
         assert await asyncio.wait_for(following, 5) is not None
         assert [job.function for job in await queue.jobs(Status.QUEUED)] == ["following"]
+
+
+async def test_a_wal_write_seen_before_its_commit_shows_is_looked_at_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    async with Queue.from_url(f"sqlite:///{path}", name="q") as queue:
+        await queue.enqueue("first")  # the queue's counters exist
+        backend = queue.backend
+        assert isinstance(backend, SqliteBackend)
+        wal = (await backend._store()).hub._wal
+        assert wal is not None
+        wal._wal = "not-the-wal"  # real writes go unseen: the test plays inotify itself
+        backend._work.clear()
+        waiting = asyncio.create_task(backend.wait_for_work(3.0))
+        await asyncio.sleep(0.1)
+        wal.changed.set()  # another process wrote its frames; its commit does not show yet
+        await asyncio.sleep(0.03)
+        with sqlite3.connect(path) as raw:  # now it does (and no further WAL event comes)
+            raw.execute("UPDATE jobwire_queues SET work_version = work_version + 1")
+        committed = time.monotonic()
+        await waiting
+    assert time.monotonic() - committed < 0.5  # not the next once-a-second poll

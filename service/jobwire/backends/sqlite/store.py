@@ -28,6 +28,10 @@ MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's transaction
 POLL_INTERVAL_S = 0.05  # how often waiters look for other processes' commits, without inotify
 WATCHED_POLL_S = 1.0  # with inotify: a poll this often all the same (a missed event is cheap)
+# After a WAL write that showed no new commit: look again after these delays. A commit's
+# frames reach the WAL file (and inotify) just before the commit becomes visible; a writer
+# descheduled in between would otherwise be noticed only by the next once-a-second poll.
+RECHECK_S = (0.01, 0.05, 0.25)
 _MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 # A job left active/aborting (:freed) where a queued job may be waiting for its slot.
 _SLOT_WANTED = (
@@ -132,8 +136,8 @@ class Hub:
 
     A commit made here wakes the waiters at once. Other processes' commits are noticed
     by reading ``PRAGMA data_version`` (and, when it moved, the per-queue counters) while
-    anyone waits: each time the WAL file is written (inotify), else every
-    ``POLL_INTERVAL_S``.
+    anyone waits: each time the WAL file is written (inotify; and again after
+    ``RECHECK_S`` if the commit did not show yet), else every ``POLL_INTERVAL_S``.
 
     Args:
         poll: Reads the per-queue ``(queue, work_version, job_version)`` counters, or
@@ -214,9 +218,12 @@ class Hub:
         assert self._poll is not None
         failing = False
         watched = self._wal is not None and self._wal.start()
+        rechecks = iter(RECHECK_S)
+        looking = False  # the round ended on a WAL write (or a recheck after one)
         while self._waiters > 0:
             if self._wal is not None:
                 self._wal.changed.clear()  # before reading: a commit from here on sets it
+            seen = False
             try:
                 rows = await self._poll()
             except Exception as exc:  # the next round retries; waiters also time out
@@ -226,17 +233,25 @@ class Hub:
             else:
                 failing = False
                 if rows is not None:
+                    seen = True
                     self._notice(rows)
-            await self._next_round(watched)
+            delay_s = None
+            if seen or not looking:
+                rechecks = iter(RECHECK_S)
+            else:  # a commit's WAL frames are written before it shows: look again soon
+                delay_s = next(rechecks, None)
+            looking = await self._next_round(watched, delay_s) or delay_s is not None
 
-    async def _next_round(self, watched: bool) -> None:
-        """Wait until another process may have committed."""
+    async def _next_round(self, watched: bool, delay_s: float | None) -> bool:
+        """Wait until another process may have committed (or ``delay_s``, if given);
+        ``True`` if the WAL file was written."""
         if not watched or self._wal is None:
             await asyncio.sleep(POLL_INTERVAL_S)
-            return
+            return False
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(WATCHED_POLL_S):
+            async with asyncio.timeout(WATCHED_POLL_S if delay_s is None else delay_s):
                 await self._wal.changed.wait()
+        return self._wal.changed.is_set()
 
     def _notice(self, rows: Iterable[Row]) -> None:
         for queue, work_version, job_version in rows:
