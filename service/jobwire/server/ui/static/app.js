@@ -92,7 +92,7 @@ function overview() {
       h("th", { class: "num" }, "Workers"),
       h("th", { class: "num hide-narrow", title: "finished per second over the last 5 minutes" },
         "Done/s"),
-      h("th", { class: "hide-narrow" }, h("span", { class: "legend" },
+      h("th", { class: "hide-narrow wrap" }, h("span", { class: "legend" },
         h("span", { class: "c" }, "completed"), " / ", h("span", { class: "f" }, "failed"), " per s")),
     )),
     body);
