@@ -223,6 +223,24 @@ function filterForm(onApply) {
   return { element, show };
 }
 
+function gotoForm(queue) {
+  const id = h("input", { id: "goto-id", name: "id", placeholder: "job id", size: 18 });
+  return h("form", { class: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    if (id.value.trim()) location.href = jobUrl({ id: id.value.trim(), queue });
+  } }, h("label", {}, "Open a job by id", id), h("button", { type: "submit" }, "Open"));
+}
+
+const jobsTable = (body) => h("table", { id: "jobs" }, h("thead", {}, h("tr", {},
+  h("th", {}, "Job"), h("th", {}, "Function"), h("th", {}, "Status"),
+  h("th", { class: "num hide-narrow" }, "Attempts"), h("th", { class: "hide-narrow" }, "Key"),
+  h("th", {}, "Created"), h("th", { class: "hide-narrow" }, "Error"))), body);
+
+const workersTable = (body) => h("table", { id: "workers" }, h("thead", {}, h("tr", {},
+  h("th", {}, "Id"), h("th", { class: "hide-narrow" }, "Host"), h("th", {}, "Functions"),
+  h("th", { class: "num hide-narrow" }, "Concurrency"), h("th", { class: "num" }, "Running"),
+  h("th", {}, "Transport"), h("th", {}, "Last seen"))), body);
+
 function jobRows(jobs) {
   if (!jobs.length) return h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No jobs match."));
   return jobs.map((job) => h("tr", { "data-job": job.id },
@@ -300,27 +318,15 @@ function queuePage(name) {
       refresh();
     },
   });
-  const gotoId = h("input", { id: "goto-id", name: "id", placeholder: "job id", size: 18 });
-  const gotoForm = h("form", { class: "filters", onsubmit: (event) => {
-    event.preventDefault();
-    if (gotoId.value.trim()) location.href = jobUrl({ id: gotoId.value.trim(), queue: name });
-  } }, h("label", {}, "Open a job by id", gotoId), h("button", { type: "submit" }, "Open"));
   replace(main,
     h("h1", {}, `Queue ${name}`),
     counts,
     h("div", { class: "card", id: "flow" }, h("dl", { class: "fields" },
       h("dt", {}, "State"), h("dd", {}, pause.element), limits)),
-    h("div", { class: "card" }, h("div", { class: "actions" }, filters.element, gotoForm), bulk,
-      h("table", { id: "jobs" }, h("thead", {}, h("tr", {},
-        h("th", {}, "Job"), h("th", {}, "Function"), h("th", {}, "Status"),
-        h("th", { class: "num hide-narrow" }, "Attempts"), h("th", { class: "hide-narrow" }, "Key"),
-        h("th", {}, "Created"), h("th", { class: "hide-narrow" }, "Error"))), jobsBody),
-      pager),
+    h("div", { class: "card" },
+      h("div", { class: "actions" }, filters.element, gotoForm(name)), bulk, jobsTable(jobsBody), pager),
     h("h2", {}, "Workers (seen in the last minute)"),
-    h("div", { class: "card" }, h("table", { id: "workers" }, h("thead", {}, h("tr", {},
-      h("th", {}, "Id"), h("th", { class: "hide-narrow" }, "Host"), h("th", {}, "Functions"),
-      h("th", { class: "num hide-narrow" }, "Concurrency"), h("th", { class: "num" }, "Running"),
-      h("th", {}, "Transport"), h("th", {}, "Last seen"))), workersBody)));
+    h("div", { class: "card" }, workersTable(workersBody)));
 
   async function load() {
     const p = params();

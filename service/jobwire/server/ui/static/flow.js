@@ -62,7 +62,8 @@ export function pauseControl(queue, refresh) {
     const verb = paused ? "Resume" : "Pause";
     const text = paused
       ? `Resume queue ${queue}? Workers take its queued jobs again at once.`
-      : `Pause queue ${queue}? No job of it starts until it is resumed; running jobs finish and enqueue still works.`;
+      : `Pause queue ${queue}? No job of it starts until it is resumed; running jobs finish `
+        + "and enqueue still works.";
     if (!(await confirmAction(`${verb} queue?`, text, verb))) return;
     button.disabled = true;
     try {
@@ -92,7 +93,8 @@ function describe(queue, filter) {
   if (filter.status) parts.push(`status ${filter.status}`);
   if (filter.function) parts.push(`function ${filter.function}`);
   if (filter.key_prefix) parts.push(`a key starting with "${filter.key_prefix}"`);
-  return parts.length ? `of queue ${queue} with ${parts.join(", ")}` : `of queue ${queue} (no filter: all of them)`;
+  if (!parts.length) return `of queue ${queue} (no filter: all of them)`;
+  return `of queue ${queue} with ${parts.join(", ")}`;
 }
 
 // How many jobs an action would change, when the counts per status tell (a filter by
