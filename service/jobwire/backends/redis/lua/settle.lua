@@ -2,23 +2,23 @@
 -- error JSON ('' for none), retry delay seconds, only-if-expired ('1'/'0').
 -- Returns 1 per settled outcome, 0 where the lease was stale (nothing changed).
 local out = {}
-local wake = false
+local wake, freed = false, false
 for i = 1, #ARGV, 7 do
   local id, token, status, result, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local key = job_key(id)
-  local lease, current = unpack(redis.call('HMGET', key, 'lease', 'status'))
+  local lease, current, held = unpack(redis.call('HMGET', key, 'lease', 'status', 'held'))
   local owned = lease == token and (current == 'active' or current == 'aborting')
   if owned and ARGV[i + 6] == '1' then
     local expires = redis.call('ZSCORE', prefix .. 'active', id)
     owned = expires ~= false and tonumber(expires) <= now
   end
   if owned then
-    redis.call('ZREM', prefix .. 'active', id)
+    freed = release_slot(id, key, held) or freed
     if current == 'aborting' and status ~= 'complete' then
       status, err = 'aborted', ''  -- the abort's own error is already stored
     end
     if status == 'queued' then
-      redis.call('HDEL', key, 'lease')
+      redis.call('HDEL', key, 'lease', 'held')
       if err ~= '' then
         redis.call('HSET', key, 'error', err)
       end
@@ -46,5 +46,8 @@ for i = 1, #ARGV, 7 do
 end
 if wake then
   redis.call('PUBLISH', prefix .. 'wake', '')
+end
+if freed then
+  wake_blocked()
 end
 return out
