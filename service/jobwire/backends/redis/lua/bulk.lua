@@ -1,11 +1,13 @@
 -- ARGV: action ('retry', 'delete' or 'abort'), cursor ('' to start), limit, then the
 -- filter: status, function, dedup key prefix, enqueued before, enqueued after ('' for
 -- any), then the error JSON an abort stores.
--- Visits about `limit` jobs (ZSCAN's COUNT is a hint: rarely a few more) of the indexes
--- the action applies to, index by index and by ZSCAN cursor within each, which returns
--- every job present throughout a pass, perhaps twice: the actions skip what they have
--- changed already, and a retry takes only jobs finished before the pass began (a job
--- retried and finished again in the same pass is not retried twice).
+-- Visits about `limit` jobs (ZSCAN's COUNT is a hint: a few more at times) of the
+-- indexes the action applies to, index by index and by ZSCAN cursor within each, which
+-- returns every job that stays in its index throughout a pass, perhaps twice: the
+-- actions skip what they have changed already, and a retry takes only jobs finished
+-- before the pass began (a job retried and finished again in the same pass is not
+-- retried twice). Indexes go in the order jobs move (scheduled, queued, active, then
+-- finished), so a job moving its usual way during the pass is still met.
 -- Cursor: "<pass start time> <index number> <ZSCAN cursor>".
 -- Returns {jobs changed, next cursor ('' when the pass is done)}.
 local action, limit = ARGV[1], tonumber(ARGV[3])
@@ -13,8 +15,8 @@ local want_status, want_fn, want_prefix = ARGV[4], ARGV[5], ARGV[6]
 local before, after, err = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 local INDEXES = {
   retry = {'complete', 'failed', 'aborted'},
-  abort = {'queued', 'scheduled', 'active'},
-  delete = {'queued', 'scheduled', 'active', 'complete', 'failed', 'aborted'},
+  abort = {'scheduled', 'queued', 'active'},
+  delete = {'scheduled', 'queued', 'active', 'complete', 'failed', 'aborted'},
 }
 local indexes = {}
 for _, index in ipairs(INDEXES[action] or {}) do
