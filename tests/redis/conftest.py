@@ -21,10 +21,11 @@ def cluster_redis_url() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("needs a redis-server binary of its own")
-    port = free_port()
+    port, bus_port = free_port(), free_port()  # the bus port's default, port + 10000, may not exist
     with tempfile.TemporaryDirectory(prefix="jobwire-cluster-") as tmp:
         options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp,
-                   "--appendonly", "no", "--cluster-enabled", "yes"]  # fmt: skip
+                   "--appendonly", "no", "--cluster-enabled", "yes",
+                   "--cluster-port", str(bus_port)]  # fmt: skip
         with open(f"{tmp}/redis.log", "wb") as log:
             server = subprocess.Popen([binary, *options], stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -4,6 +4,7 @@ stay exact across every way a job enters or leaves active/aborting."""
 import asyncio
 import collections
 from collections.abc import AsyncIterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -64,8 +65,8 @@ async def assert_exact(
     assert (stored[0].get("f", 0), stored[1].get("a", 0)) == (fn, key_a), stored
 
 
-def _outcome(job: Job, status: Status, **extra: object) -> Outcome:
-    return Outcome(job.id, job.lease or "", status, **extra)  # type: ignore[arg-type]
+def _outcome(job: Job, status: Status, **extra: Any) -> Outcome:
+    return Outcome(job.id, job.lease or "", status, **extra)
 
 
 async def test_counts_follow_every_transition(queue: Queue, client: Redis) -> None:

@@ -5,6 +5,7 @@ lives in one Redis Cluster slot. A one-node cluster checks it: scripts loaded wi
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -47,8 +48,8 @@ async def test_the_check_catches_a_key_of_another_slot(queue: Queue) -> None:
         await stray(keys=[backend.prefix])
 
 
-async def _settle(queue: Queue, jobs: list[Job], status: Status, **extra: object) -> None:
-    outcomes = [Outcome(job.id, job.lease or "", status, **extra) for job in jobs]  # type: ignore[arg-type]
+async def _settle(queue: Queue, jobs: list[Job], status: Status, **extra: Any) -> None:
+    outcomes = [Outcome(job.id, job.lease or "", status, **extra) for job in jobs]
     assert await queue.settle(outcomes) == [True] * len(jobs)
 
 

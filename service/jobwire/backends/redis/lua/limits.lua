@@ -93,12 +93,20 @@ local function rate_room(log, limit, period)
   return room
 end
 
--- Seconds until the full window of `log` admits one more start.
+local rate_wait_cache = {}
+
+-- Seconds until the full window of `log` admits one more start (a full log takes no
+-- more starts in this call, so the answer holds for the rest of it).
 local function rate_wait(log, limit, period)
-  local index = redis.call('ZCARD', log) - limit
-  local entry = redis.call('ZRANGE', log, index, index, 'WITHSCORES')
-  local admits = entry[2] and tonumber(entry[2]) + period or now
-  return math.max(admits - now, 0.001)
+  local wait = rate_wait_cache[log]
+  if wait == nil then
+    local index = redis.call('ZCARD', log) - limit
+    local entry = redis.call('ZRANGE', log, index, index, 'WITHSCORES')
+    local admits = entry[2] and tonumber(entry[2]) + period or now
+    wait = math.max(admits - now, 0.001)
+    rate_wait_cache[log] = wait
+  end
+  return wait
 end
 
 local function rate_record(log, member, period)
