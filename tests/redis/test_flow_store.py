@@ -144,3 +144,14 @@ async def test_scripts_survive_bad_stored_values(queue: Queue, client: Redis) ->
     await queue.enqueue("f", concurrency_key="a")
     assert len((await queue.lease("w", 10))[0]) == 1
     assert await queue.settings() == settings  # the stored settings are intact
+
+
+async def test_settings_without_a_limit_keep_the_fast_path(queue: Queue, client: Redis) -> None:
+    settings = QueueSettings(functions={"f": FunctionLimits()})
+    await queue.configure(settings)
+    assert await queue.settings() == settings
+    assert await client.hgetall(_key(queue, "flow")) == {"settings": settings.to_json()}
+    await queue.configure(QueueSettings(max_active=1))
+    assert await client.hget(_key(queue, "flow"), "limits") is not None
+    await queue.configure(QueueSettings())
+    assert await client.hgetall(_key(queue, "flow")) == {}

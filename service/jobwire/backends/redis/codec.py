@@ -102,8 +102,8 @@ def _decode(job_id: str, queue: str, fields: dict[bytes, bytes]) -> Job:
 
 def encode_limits(settings: QueueSettings) -> list[str]:
     """The settings script's arguments (lua/limits.lua reads them back): the settings as
-    JSON, the queue's ``limits`` line, then a field and line per function with limits.
-    No limits at all is two empty strings (nothing stored: leases take the fast path)."""
+    JSON (``''``: none), the queue's ``limits`` line (``''`` when no limit is set: leases
+    take the fast path), then a field and line per function with limits."""
     if not settings.limited:
         return ["", ""]
     fields: list[str] = []
@@ -113,13 +113,14 @@ def encode_limits(settings: QueueSettings) -> list[str]:
             continue
         functions = max(functions, 2 if limits.max_active is not None else 1)
         fields += [f"fn:{name}", _line(limits.max_active, *_rate(limits.rate))]
-    queue = _line(
-        settings.max_active,
-        settings.max_active_per_key,
+    numbers = [
+        settings.max_active or 0,
+        settings.max_active_per_key or 0,
         *_rate(settings.rate),
         *_rate(settings.rate_per_key),
         functions,
-    )
+    ]
+    queue = _line(*numbers) if any(numbers) else ""  # else only functions without limits
     return [settings.to_json(), queue, *fields]
 
 

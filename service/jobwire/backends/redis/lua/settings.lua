@@ -1,5 +1,5 @@
--- ARGV: the settings as JSON ('' for no limits), the 'limits' line, then per function
--- with limits its 'fn:<name>' field and line (see limits.lua).
+-- ARGV: the settings as JSON ('' for none), the 'limits' line ('' when no limit is
+-- set), then per function with limits its 'fn:<name>' field and line (see limits.lua).
 -- Replaces the queue's limits, recounts the active jobs they count (so the counts are
 -- exact whatever was stored before) and wakes waiting leases (relaxed limits may let
 -- jobs start now).
@@ -13,7 +13,10 @@ end
 redis.call('HDEL', flow, unpack(stale))
 local lim = parse_limits(nil)
 if ARGV[1] ~= '' then
-  redis.call('HSET', flow, 'settings', ARGV[1], 'limits', ARGV[2], unpack(ARGV, 3))
+  redis.call('HSET', flow, 'settings', ARGV[1])
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', flow, 'limits', ARGV[2], unpack(ARGV, 3))
   lim = parse_limits(ARGV[2])
 end
 redis.call('DEL', prefix .. 'running_fn', prefix .. 'running_key')
