@@ -41,20 +41,20 @@ from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 logger = logging.getLogger("jobwire.redis")
 
-# Each script is prelude.lua, the libraries it names here, then its own file.
+# Each script is prelude.lua then these files, in order (libraries before their users).
 _SCRIPTS: dict[str, tuple[str, ...]] = {
-    "enqueue": (),
-    "lease": ("limits",),
-    "renew": (),
-    "update": (),
-    "settle": (),
-    "abort": ("ops",),
-    "retry": ("ops",),
-    "expired": (),
-    "delete": ("ops",),
-    "bulk": ("ops",),
-    "settings": ("limits",),
-    "pause": (),
+    "enqueue": ("enqueue",),
+    "lease": ("lease", "limits", "lease_limited"),  # the limits part runs only with limits
+    "renew": ("renew",),
+    "update": ("update",),
+    "settle": ("slots", "settle"),
+    "abort": ("slots", "ops", "abort"),
+    "retry": ("slots", "ops", "retry"),
+    "expired": ("expired",),
+    "delete": ("slots", "ops", "delete"),
+    "bulk": ("slots", "ops", "bulk"),
+    "settings": ("slots", "limits", "settings"),
+    "pause": ("pause",),
 }
 _QUEUES_KEY = "jobwire:queues"  # set of queue names (outside any queue's slot)
 _REGISTER_EVERY_S = 60.0  # how often an enqueuing process re-adds its queue to that set
@@ -73,7 +73,7 @@ def _load_scripts() -> dict[str, str]:
     def parts(names: Sequence[str]) -> str:
         return "".join((folder / f"{name}.lua").read_text() for name in names)
 
-    return {name: parts(["prelude", *libs, name]) for name, libs in _SCRIPTS.items()}
+    return {name: parts(["prelude", *files]) for name, files in _SCRIPTS.items()}
 
 
 _SOURCES = _load_scripts()

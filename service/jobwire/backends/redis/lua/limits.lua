@@ -8,18 +8,15 @@
 
 local NO_LIMITS = {max = 0, rate = 0, period = 0}
 
-local function numbers(text)
-  local out = {}
-  for word in string.gmatch(text or '', '%S+') do
-    out[#out + 1] = tonumber(word) or 0
-  end
-  return out
-end
+local LIMITS_LINE = '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$'
+local FUNCTION_LINE = '^(%S+) (%S+) (%S+)$'
 
+-- (A line that does not parse sets no limit.)
 local function parse_limits(text)
-  local v = numbers(text)
-  local lim = {max_active = v[1] or 0, key_max = v[2] or 0, rate = v[3] or 0,
-    period = v[4] or 0, key_rate = v[5] or 0, key_period = v[6] or 0, functions = v[7] or 0}
+  local a, b, c, d, e, f, g = string.match(text or '', LIMITS_LINE)
+  local lim = {max_active = tonumber(a) or 0, key_max = tonumber(b) or 0,
+    rate = tonumber(c) or 0, period = tonumber(d) or 0, key_rate = tonumber(e) or 0,
+    key_period = tonumber(f) or 0, functions = tonumber(g) or 0}
   lim.concurrency = lim.max_active > 0 or lim.key_max > 0 or lim.functions >= 2
   lim.per_job = lim.functions > 0 or lim.key_max > 0 or lim.key_rate > 0
   return lim
@@ -34,8 +31,9 @@ local function function_limits(lim, fn)
   end
   local cached = function_limits_cache[fn]
   if cached == nil then
-    local v = numbers(redis.call('HGET', prefix .. 'flow', 'fn:' .. fn))
-    cached = {max = v[1] or 0, rate = v[2] or 0, period = v[3] or 0}
+    local line = redis.call('HGET', prefix .. 'flow', 'fn:' .. fn) or ''
+    local max, rate, period = string.match(line, FUNCTION_LINE)
+    cached = {max = tonumber(max) or 0, rate = tonumber(rate) or 0, period = tonumber(period) or 0}
     function_limits_cache[fn] = cached
   end
   return cached
