@@ -44,7 +44,7 @@ logger = logging.getLogger("jobwire.redis")
 # Each script is prelude.lua then these files, in order (libraries before their users).
 _SCRIPTS: dict[str, tuple[str, ...]] = {
     "enqueue": ("enqueue",),
-    "lease": ("lease", "limits", "lease_limited"),  # the limits part runs only with limits
+    "lease": ("lease", "limits", "lease_queue", "lease_jobs"),  # all but lease.lua: limits only
     "renew": ("renew",),
     "update": ("update",),
     "settle": ("slots", "settle"),

@@ -1,8 +1,8 @@
 -- ARGV: max jobs, lease token prefix, default lease seconds, worker id.
 -- Promotes due scheduled jobs, then (unless the queue is paused) pops and activates up
 -- to max queued jobs in one atomic step (no window where a job is popped but not yet
--- active). A queue with limits goes on in lease_limited.lua (appended after this file:
--- its functions are only made when a queue has limits).
+-- active). A queue with limits goes on in lease_queue.lua and lease_jobs.lua (appended
+-- after this file with limits.lua, so their functions are only made for such a queue).
 -- Returns: seconds until more may be leased ('' if unknown: the next scheduled job is
 -- due, or a rate window admits a job it held back), then each job's HGETALL.
 local max_jobs, token, worker = tonumber(ARGV[1]), ARGV[2], ARGV[4]
