@@ -1,8 +1,8 @@
 -- Concurrency slots, for settle, delete, bulk and settings. A job leased while its queue
 -- had a concurrency limit carries 'held', a sum of flags: 1, plus 2 when it is counted in
 -- 'running_fn' under its function, plus 4 when counted in 'running_key' under its
--- concurrency key. Whatever takes a job out of active/aborting calls release_slot (and
--- clears 'held'), so the counts stay exact.
+-- concurrency key. Whatever takes a job out of active/aborting calls release_slot and
+-- drops 'held' (finish, a requeue, a delete), so the counts stay exact.
 
 -- Add `delta` to a count in a hash (read as a number first: HINCRBY would fail on a
 -- non-integer); a count that reaches 0 is removed.
