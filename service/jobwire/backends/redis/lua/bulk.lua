@@ -37,7 +37,7 @@ local function matches(status, fn, dedup, created)
     and (before == nil or since < before) and (after == nil or since >= after)
 end
 
-local changed, visited, retried, freed = 0, 0, false, false
+local changed, visited, retried = 0, 0, false
 while at <= #indexes and visited < limit do
   local reply = redis.call('ZSCAN', prefix .. indexes[at], cursor, 'COUNT', limit - visited)
   cursor = reply[1]
@@ -49,7 +49,7 @@ while at <= #indexes and visited < limit do
     visited = visited + 1
     if status and matches(status, fn, dedup, created) then
       if action == 'delete' then
-        freed = delete_job(id, key) or freed
+        delete_job(id, key)
         changed = changed + 1
       elseif action == 'abort' then
         changed = changed + (abort_job(id, key, status, err) and 1 or 0)
@@ -65,9 +65,7 @@ end
 if retried then
   redis.call('PUBLISH', prefix .. 'wake', '')
 end
-if freed then
-  wake_blocked()
-end
+flush_slots()
 if at > #indexes then
   return {changed, ''}
 end

@@ -5,7 +5,6 @@ local key = job_key(id)
 if not redis.call('HGET', key, 'status') then
   return 0
 end
-if delete_job(id, key) then
-  wake_blocked()
-end
+delete_job(id, key)
+flush_slots()
 return 1

@@ -3,9 +3,8 @@
 -- looking at a bounded window of the queue's head.
 local SCAN_WINDOW = 1000  -- queued jobs one lease looks at, from the head
 local SCAN_CHUNK = 100
-local running_cache = {}
+local running_cache = {}  -- count hash -> field -> count (written once, by write_counts)
 local rate_room_cache = {}
-local rate_periods = {}  -- logs written to, for their expiry
 
 -- Jobs counted under `field` of the count hash `hash` ('running_fn' or 'running_key').
 local function running(hash, field)
@@ -22,10 +21,20 @@ local function running(hash, field)
   return count
 end
 
+local counted = {}  -- count hash -> fields this call counted in
+
 local function count_in(hash, field)
-  local count = running(hash, field) + 1
-  running_cache[hash][field] = count
-  redis.call('HSET', prefix .. hash, field, count)
+  running_cache[hash][field] = running(hash, field) + 1
+  counted[hash] = counted[hash] or {}
+  counted[hash][field] = true
+end
+
+local function write_counts()
+  for hash, fields in pairs(counted) do
+    for field in pairs(fields) do
+      redis.call('HSET', prefix .. hash, field, running_cache[hash][field])
+    end
+  end
 end
 
 -- Starts the window of `log` admits now (old entries pruned once per script call).
@@ -40,9 +49,14 @@ local function rate_left(log, limit, period)
 end
 
 local function rate_record(log, lease, period)
-  redis.call('ZADD', log, now, lease)
+  note_start(log, lease, period)
   rate_room_cache[log] = (rate_room_cache[log] or 1) - 1
-  rate_periods[log] = period
+end
+
+-- Seconds until the full window of `log` admits one more (its starts written first).
+local function log_wait(log, limit, period)
+  log_starts(log)
+  return rate_wait(log, limit, period)
 end
 
 -- Whether a job of function `fn` and concurrency key `ckey` may start under its
@@ -58,12 +72,12 @@ local function admit(fn, ckey)
   end
   local wait = 0
   if f.rate > 0 and rate_left(prefix .. 'rate:f:' .. fn, f.rate, f.period) <= 0 then
-    wait = rate_wait(prefix .. 'rate:f:' .. fn, f.rate, f.period)
+    wait = log_wait(prefix .. 'rate:f:' .. fn, f.rate, f.period)
   end
   if ckey and lim.key_rate > 0 then
     local log = prefix .. 'rate:k:' .. ckey
     if rate_left(log, lim.key_rate, lim.key_period) <= 0 then
-      wait = math.max(wait, rate_wait(log, lim.key_rate, lim.key_period))
+      wait = math.max(wait, log_wait(log, lim.key_rate, lim.key_period))
     end
   end
   return wait
@@ -72,7 +86,7 @@ end
 -- Record a start under every limit that counts it; returns its 'held' value.
 local function take(fn, ckey, lease)
   if rate_room ~= nil then
-    redis.call('ZADD', queue_log, now, lease)
+    note_start(queue_log, lease, lim.period)
   end
   local f = function_limits(lim, fn)
   if f.rate > 0 then
@@ -91,17 +105,17 @@ local function take(fn, ckey, lease)
   return flags
 end
 
--- Lease up to `budget` jobs no limit holds back. Returns the seconds until a rate
--- admits a job it held (nil: none), and whether a concurrency limit held one.
+-- Lease up to `budget` jobs no limit holds back (they leave the queued index together at
+-- the end). Returns the seconds until a rate admits a job it held (nil: none), and
+-- whether a concurrency limit held one.
 local function scan()
-  local wait, blocked = nil, false
+  local wait, blocked, taken = nil, false, {}
   local visited, offset, chunk = 0, 0, math.min(SCAN_CHUNK, budget + 8)
   while leased < budget and visited < SCAN_WINDOW do
     local ids = redis.call('ZRANGE', prefix .. 'queued', offset, offset + chunk - 1)
     if #ids == 0 then
       break
     end
-    local removed = 0
     for _, id in ipairs(ids) do
       visited = visited + 1
       local key = job_key(id)
@@ -112,8 +126,7 @@ local function scan()
       elseif verdict > 0 then
         wait = math.min(wait or verdict, verdict)
       else
-        redis.call('ZREM', prefix .. 'queued', id)  -- leased, or gone (no job hash)
-        removed = removed + 1
+        table.insert(taken, id)  -- leased, or gone (no job hash)
         if status then
           local lease = next_lease()
           activate(id, key, lease, take(fn or '', ckey, lease))
@@ -123,16 +136,17 @@ local function scan()
         break
       end
     end
-    offset, chunk = offset + #ids - removed, SCAN_CHUNK
+    offset, chunk = offset + #ids, SCAN_CHUNK
   end
+  for i = 1, #taken, 1000 do  -- (unpack takes a few thousand values at most)
+    redis.call('ZREM', prefix .. 'queued', unpack(taken, i, math.min(i + 999, #taken)))
+  end
+  write_counts()
   return wait, blocked
 end
 
 local wait, blocked = nil, false
 if budget > 0 then
   wait, blocked = scan()
-end
-for log, period in pairs(rate_periods) do  -- an idle log expires
-  redis.call('PEXPIRE', log, math.ceil(period * 1000) + 1000)
 end
 return limited_reply(wait, blocked)

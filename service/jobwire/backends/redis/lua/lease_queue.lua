@@ -3,6 +3,7 @@
 -- limits those are the head of the queue, as without limits (else lease_jobs.lua).
 local lim = parse_limits(limits)
 local queue_log = prefix .. 'rate'
+local starts = {}  -- rate log -> lease tokens started in this call, written by log_starts
 local budget, active_room, rate_room = max_jobs, nil, nil
 if lim.max_active > 0 then
   active_room = lim.max_active - redis.call('ZCARD', prefix .. 'active')
@@ -14,10 +15,35 @@ if lim.rate > 0 then
   budget = math.min(budget, rate_room)
 end
 
+-- Note a start in a rate log (written in one ZADD per log by log_starts).
+local function note_start(log, lease, period)
+  local noted = starts[log]
+  if noted == nil then
+    noted = {period = period}
+    starts[log] = noted
+  end
+  table.insert(noted, now)
+  table.insert(noted, lease)
+end
+
+-- Write the starts noted in `log` (all of them: nil); an idle log expires a window later.
+local function log_starts(log)
+  for name, noted in pairs(starts) do
+    if log == nil or log == name then
+      for i = 1, #noted, 2000 do  -- (unpack takes a few thousand values at most)
+        redis.call('ZADD', name, unpack(noted, i, math.min(i + 1999, #noted)))
+      end
+      redis.call('PEXPIRE', name, math.ceil(noted.period * 1000) + 1000)
+      starts[name] = nil
+    end
+  end
+end
+
 -- The reply of a lease under limits: `wait` (seconds until a rate admits a job it held
 -- back; nil: none) and `blocked` (a concurrency limit held one back), with what the
 -- queue's own limits held back added.
 local function limited_reply(wait, blocked)
+  log_starts(nil)
   local active_full = active_room ~= nil and active_room <= leased
   local rate_full = rate_room ~= nil and rate_room <= leased
   if (active_full or rate_full) and redis.call('ZCARD', prefix .. 'queued') > 0 then
@@ -29,9 +55,6 @@ local function limited_reply(wait, blocked)
   end
   if blocked then  -- the next freed slot wakes waiting leases (slots.lua)
     redis.call('HSET', prefix .. 'flow', 'blocked', '1')
-  end
-  if rate_room ~= nil and leased > 0 then  -- an idle log expires
-    redis.call('PEXPIRE', queue_log, math.ceil(lim.period * 1000) + 1000)
   end
   return reply(wait)
 end
@@ -46,7 +69,7 @@ if not lim.per_job then
       if redis.call('EXISTS', key) == 1 then
         local lease = next_lease()
         if rate_room ~= nil then
-          redis.call('ZADD', queue_log, now, lease)
+          note_start(queue_log, lease, lim.period)
         end
         activate(id, key, lease, held)
       end

@@ -42,16 +42,15 @@ local function retry_job(id, key, status)
 end
 
 -- Remove a job from every index and delete it (a worker still running it finds its
--- lease lost). Returns whether it held a slot under a concurrency limit.
+-- lease lost; the caller calls flush_slots).
 local function delete_job(id, key)
-  local held = redis.call('HGET', key, 'held')
+  local held, fn, ckey = unpack(redis.call('HMGET', key, 'held', 'function', 'concurrency_key'))
   release_dedup_key(id, key)
   for _, index in ipairs({'queued', 'scheduled', 'complete', 'failed', 'aborted'}) do
     redis.call('ZREM', prefix .. index, id)
   end
   redis.call('SREM', prefix .. 'aborting', id)
-  local freed = release_slot(id, key, held)
+  release_slot(id, held, fn, ckey)
   redis.call('DEL', key)
   publish(id)
-  return freed
 end

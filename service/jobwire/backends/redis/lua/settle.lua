@@ -2,18 +2,19 @@
 -- error JSON ('' for none), retry delay seconds, only-if-expired ('1'/'0').
 -- Returns 1 per settled outcome, 0 where the lease was stale (nothing changed).
 local out = {}
-local wake, freed = false, false
+local wake = false
 for i = 1, #ARGV, 7 do
   local id, token, status, result, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local key = job_key(id)
-  local lease, current, held = unpack(redis.call('HMGET', key, 'lease', 'status', 'held'))
+  local lease, current, held, fn, ckey =
+    unpack(redis.call('HMGET', key, 'lease', 'status', 'held', 'function', 'concurrency_key'))
   local owned = lease == token and (current == 'active' or current == 'aborting')
   if owned and ARGV[i + 6] == '1' then
     local expires = redis.call('ZSCORE', prefix .. 'active', id)
     owned = expires ~= false and tonumber(expires) <= now
   end
   if owned then
-    freed = release_slot(id, key, held) or freed
+    release_slot(id, held, fn, ckey)
     if current == 'aborting' and status ~= 'complete' then
       status, err = 'aborted', ''  -- the abort's own error is already stored
     end
@@ -47,7 +48,5 @@ end
 if wake then
   redis.call('PUBLISH', prefix .. 'wake', '')
 end
-if freed then
-  wake_blocked()
-end
+flush_slots()
 return out

@@ -2,7 +2,8 @@
 -- had a concurrency limit carries 'held', a sum of flags: 1, plus 2 when it is counted in
 -- 'running_fn' under its function, plus 4 when counted in 'running_key' under its
 -- concurrency key. Whatever takes a job out of active/aborting calls release_slot and
--- drops 'held' (finish, a requeue, a delete), so the counts stay exact.
+-- drops 'held' (finish, a requeue, a delete), then flush_slots once, so the counts stay
+-- exact.
 
 -- Add `delta` to a count in a hash (read as a number first: HINCRBY would fail on a
 -- non-integer); a count that reaches 0 is removed.
@@ -15,28 +16,37 @@ local function adjust(hash, field, delta)
   end
 end
 
--- Take a job out of the active index, giving back what its 'held' value counted.
--- Returns true when it held a slot under a concurrency limit (then call wake_blocked).
-local function release_slot(id, key, held)
+local given_back = {running_fn = {}, running_key = {}}  -- slots per field, for flush_slots
+local slots_freed = false
+
+-- Take a job out of the active index, noting what its 'held' value counted (`fn` and
+-- `ckey`: its function and concurrency key).
+local function release_slot(id, held, fn, ckey)
   redis.call('ZREM', prefix .. 'active', id)
   local flags = tonumber(held or '')
   if not flags then
-    return false
+    return
   end
-  if flags >= 2 then
-    local fn, ckey = unpack(redis.call('HMGET', key, 'function', 'concurrency_key'))
-    if flags % 4 >= 2 and fn then
-      adjust(prefix .. 'running_fn', fn, -1)
-    end
-    if flags >= 4 and ckey then
-      adjust(prefix .. 'running_key', ckey, -1)
-    end
+  slots_freed = true
+  if flags % 4 >= 2 and fn then
+    given_back.running_fn[fn] = (given_back.running_fn[fn] or 0) + 1
   end
-  return true
+  if flags >= 4 and ckey then
+    given_back.running_key[ckey] = (given_back.running_key[ckey] or 0) + 1
+  end
 end
 
--- Wake waiting leases if one was held back by a concurrency limit since the last wake.
-local function wake_blocked()
+-- Write the counts release_slot noted (once per function and key), and wake waiting
+-- leases if one was held back by a concurrency limit since the last wake.
+local function flush_slots()
+  if not slots_freed then
+    return
+  end
+  for hash, fields in pairs(given_back) do
+    for field, slots in pairs(fields) do
+      adjust(prefix .. hash, field, -slots)
+    end
+  end
   if redis.call('HDEL', prefix .. 'flow', 'blocked') == 1 then
     redis.call('PUBLISH', prefix .. 'wake', '')
   end
