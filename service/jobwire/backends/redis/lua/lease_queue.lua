@@ -1,6 +1,32 @@
 -- lease.lua goes on here for a queue with limits (after limits.lua). The queue's own
 -- limits, max_active and rate, bound how many jobs this lease may take; without per-job
 -- limits those are the head of the queue, as without limits (else lease_jobs.lua).
+local max_jobs, token, worker = tonumber(ARGV[1]), ARGV[2], ARGV[4]
+local leased = 0
+
+local function next_lease()
+  return token .. '.' .. (leased + 1)
+end
+
+-- As lease.lua's fast path does; `held`: the job's 'held' value (slots.lua), nil when
+-- no concurrency limit counts it.
+local function activate(id, key, lease, held)
+  leased = leased + 1
+  local attempts = math.floor(num_field(key, 'attempts', 0, 0, TTL_MAX)) + 1
+  local heartbeat = num_field(key, 'heartbeat', 0, 0, SECONDS_MAX)
+  local lease_s = heartbeat > 0 and heartbeat or tonumber(ARGV[3])
+  local ts = stamp(now)
+  if held then
+    redis.call('HSET', key, 'status', 'active', 'started', ts, 'touched', ts, 'lease', lease,
+      'worker', worker, 'attempts', attempts, 'held', held)
+  else
+    redis.call('HSET', key, 'status', 'active', 'started', ts, 'touched', ts, 'lease', lease,
+      'worker', worker, 'attempts', attempts)
+  end
+  redis.call('ZADD', prefix .. 'active', now + lease_s, id)
+  table.insert(out, redis.call('HGETALL', key))
+end
+
 local lim = parse_limits(limits)
 local queue_log = prefix .. 'rate'
 local starts = {}  -- rate log -> lease tokens started in this call, written by log_starts
@@ -56,7 +82,15 @@ local function limited_reply(wait, blocked)
   if blocked then  -- the next freed slot wakes waiting leases (slots.lua)
     redis.call('HSET', prefix .. 'flow', 'blocked', '1')
   end
-  return reply(wait)
+  local next_due = redis.call('ZRANGE', prefix .. 'scheduled', 0, 0, 'WITHSCORES')
+  if next_due[2] then
+    local due_s = tonumber(next_due[2]) - now
+    wait = math.min(wait or due_s, due_s)
+  end
+  if wait then
+    out[1] = stamp(wait)
+  end
+  return out
 end
 
 if not lim.per_job then

@@ -16,8 +16,7 @@ local function adjust(hash, field, delta)
   end
 end
 
-local given_back = {running_fn = {}, running_key = {}}  -- slots per field, for flush_slots
-local slots_freed = false
+local given_back = nil  -- count hash -> field -> slots given back, for flush_slots
 
 -- Take a job out of the active index, noting what its 'held' value counted (`fn` and
 -- `ckey`: its function and concurrency key).
@@ -27,7 +26,7 @@ local function release_slot(id, held, fn, ckey)
   if not flags then
     return
   end
-  slots_freed = true
+  given_back = given_back or {running_fn = {}, running_key = {}}
   if flags % 4 >= 2 and fn then
     given_back.running_fn[fn] = (given_back.running_fn[fn] or 0) + 1
   end
@@ -39,7 +38,7 @@ end
 -- Write the counts release_slot noted (once per function and key), and wake waiting
 -- leases if one was held back by a concurrency limit since the last wake.
 local function flush_slots()
-  if not slots_freed then
+  if given_back == nil then
     return
   end
   for hash, fields in pairs(given_back) do
