@@ -63,7 +63,7 @@ while at <= #indexes and visited < limit do
   end
 end
 if retried then
-  redis.call('PUBLISH', prefix .. 'wake', '')
+  wake()
 end
 flush_slots()
 if at > #indexes then

@@ -3,6 +3,6 @@ if ARGV[1] == '1' then
   redis.call('HSET', prefix .. 'flow', 'paused', '1')
 else
   redis.call('HDEL', prefix .. 'flow', 'paused')
-  redis.call('PUBLISH', prefix .. 'wake', '')
+  wake()
 end
 return 1

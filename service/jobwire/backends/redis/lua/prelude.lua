@@ -33,6 +33,11 @@ local function publish(id)
   redis.call('PUBLISH', prefix .. 'events', id)
 end
 
+-- New work may be due (or a limit lets more start): wake every process's waiting leases.
+local function wake()
+  redis.call('PUBLISH', prefix .. 'wake', '')
+end
+
 local function push_queued(id, key)
   local priority = num_field(key, 'priority', 0, -1000, 1000)
   local seq = redis.call('INCR', prefix .. 'seq')

@@ -9,6 +9,6 @@ if not status then
 end
 local code = retry_job(id, key, status)
 if code == 1 then
-  redis.call('PUBLISH', prefix .. 'wake', '')
+  wake()
 end
 return {code, redis.call('HGETALL', key)}

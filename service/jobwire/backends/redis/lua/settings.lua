@@ -36,5 +36,5 @@ for _, id in ipairs(redis.call('ZRANGE', prefix .. 'active', 0, -1)) do
     redis.call('HDEL', key, 'held')
   end
 end
-redis.call('PUBLISH', prefix .. 'wake', '')
+wake()
 return 1

@@ -47,6 +47,6 @@ local function flush_slots()
     end
   end
   if redis.call('HDEL', prefix .. 'flow', 'blocked') == 1 then
-    redis.call('PUBLISH', prefix .. 'wake', '')
+    wake()
   end
 end
