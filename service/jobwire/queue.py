@@ -23,7 +23,7 @@ from jobwire.job import DEFAULT_LEASE_S, NAME_PATTERN, ErrorInfo, Job, Status, c
 
 logger = logging.getLogger("jobwire.queue")
 THROUGHPUT_WINDOW_S = 300.0
-READ_BACK_S = 2.0  # how long an enqueue that failed looks for its jobs in the store
+READ_BACK_S = 1.0  # how long an enqueue that failed looks for its jobs in the store
 READ_BACK_EVERY_S = 0.2
 T = TypeVar("T")
 
@@ -574,16 +574,18 @@ class Queue:
         the store made is answered as made, never as an error.
 
         A write past its deadline may land a moment later (a stalled store that
-        resumes), so the read is tried a few times within one more deadline.
+        resumes), so the read is tried for ``READ_BACK_S`` (every read within what is
+        left of it: a store still stalled answers the error soon after the deadline).
 
         Raises:
             Exception: ``error``, when any job is still not found (it may yet be stored:
                 retrying with a ``key`` is safe).
         """
-        budget = time.monotonic() + (self.backend.call_timeout_s or READ_BACK_S)
+        budget = time.monotonic() + READ_BACK_S
         while True:
             try:
-                found = [await self._call(self.backend.get(job.id)) for job in jobs]
+                async with asyncio.timeout(max(budget - time.monotonic(), 0.05)):
+                    found = [await self.backend.get(job.id) for job in jobs]
             except Exception:
                 found = []
             stored = [job for job in found if job is not None]

@@ -17,9 +17,7 @@ from jobwire.backends.base import Outcome
 PENDING_ROWS = {
     "postgres",
     "pgbouncer",
-    "http-redis",
     "http-postgres",
-    "grpc-redis",
     "grpc-postgres",
 }
 
