@@ -2,10 +2,15 @@
 abort-jobs`, `enqueue --concurrency-key`, `jobs --key-prefix`), on a store URL and on a
 service URL: the commands go through Queue, so both must give the same answers."""
 
+import ast
 import asyncio
 import json
+import os
+import re
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -141,3 +146,53 @@ def _text(done: subprocess.CompletedProcess[str]) -> str:
 
 def _count(done: subprocess.CompletedProcess[str]) -> int:
     return int(_text(done).strip())
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_URL = "http://:ADMIN_TOKEN@127.0.0.1:8080"  # the Python block's service
+
+
+def _readme_block(marker: str, language: str = "sh") -> str:
+    """The fenced block right after ``<!-- marker -->`` in the README."""
+    after = README.read_text(encoding="utf-8").split(f"<!-- {marker} -->", 1)[1]
+    match = re.match(rf"\s*```{language}\n(.*?)\n```", after, flags=re.DOTALL)
+    assert match, f"no ```{language} block right after <!-- {marker} -->"
+    return match.group(1) + "\n"
+
+
+def test_the_readme_flow_control_blocks_run_as_written(service_url: str, tmp_path: Path) -> None:
+    """The README's Python, curl and CLI blocks, each on a queue of its own instead of
+    `emails` (the service is shared with other tests)."""
+    shim = tmp_path / "bin" / "jobwire"  # `jobwire` as written: this interpreter's
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m jobwire.cli "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "JOBWIRE": service_url, "JOBWIRE_URL": service_url,
+           "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+
+    python_queue = _queue()
+    code = _readme_block("python-flow-control", "python")
+    code = code.replace(README_URL, service_url).replace('"emails"', repr(python_queue))
+    compiled = compile(code, "README", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    asyncio.run(eval(compiled, {}))  # a coroutine: the block awaits at top level
+    stored = _sdk(service_url, python_queue, "settings")
+    assert (stored.max_active, stored.functions["send_welcome_email"].max_active) == (20, 5)
+
+    for marker in ("curl-flow-control", "cli-flow-control"):
+        queue = _queue()
+        script = _readme_block(marker).replace("emails", queue)
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, f"{marker}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+        assert "Traceback" not in done.stderr, done.stderr
+        outputs = done.stdout
+        assert _sdk(service_url, queue, "settings") == QueueSettings(), marker  # the last line
+        assert _sdk(service_url, queue, "paused") is False, marker
+        if marker == "curl-flow-control":
+            lines = outputs.splitlines()
+            assert lines[:2] == [
+                f'{{"queue":"{queue}","paused":{state}}}' for state in ("true", "false")
+            ]
+            assert [json.loads(line)["count"] for line in lines if '"count"' in line] == [0, 1, 1]
+        else:
+            assert re.findall(r"^\d+$", outputs, flags=re.MULTILINE) == ["0", "0", "0"], outputs
