@@ -194,7 +194,9 @@ def _flow_parsers(commands: Any, store: argparse.ArgumentParser) -> None:
     """The commands about a whole queue, which they name as their first argument."""
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[store])
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name, help=help_text, description=help_text, parents=[store]
+        )
         sub.add_argument("queue", help="the queue's name")
         return sub
 
