@@ -174,7 +174,13 @@ def test_the_readme_flow_control_blocks_run_as_written(service_url: str, tmp_pat
     code = _readme_block("python-flow-control", "python")
     code = code.replace(README_URL, service_url).replace('"emails"', repr(python_queue))
     compiled = compile(code, "README", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    asyncio.run(eval(compiled, {}))  # a coroutine: the block awaits at top level
+    namespace: dict[str, Any] = {}
+
+    async def run_block() -> None:
+        await eval(compiled, namespace)  # a coroutine: the block awaits at top level
+        await namespace["queue"].close()
+
+    asyncio.run(run_block())
     stored = _sdk(service_url, python_queue, "settings")
     assert (stored.max_active, stored.functions["send_welcome_email"].max_active) == (20, 5)
 
