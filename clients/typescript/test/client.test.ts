@@ -493,14 +493,14 @@ describe("auth", { skip: !roleTokens.client || !roleTokens.worker }, () => {
     const asWorker = new Client({ url: serviceUrl(), token: roleTokens.worker!, queue });
     await asClient.enqueue("f");
     for (const call of [
-      asClient.pauseQueue(),
-      asClient.resumeQueue(),
-      asClient.putQueueSettings({ maxActive: 1 }),
-      asClient.deleteJobs(),
-      asWorker.pauseQueue(),
-      asWorker.abortJobs(),
+      () => asClient.pauseQueue(),
+      () => asClient.resumeQueue(),
+      () => asClient.putQueueSettings({ maxActive: 1 }),
+      () => asClient.deleteJobs(),
+      () => asWorker.pauseQueue(),
+      () => asWorker.abortJobs(),
     ]) {
-      const error = await rejection(call);
+      const error = await rejection(call());
       assert.ok(error instanceof Forbidden, `${error.name}: ${error.message}`);
     }
     assert.deepEqual((await asClient.getQueueSettings()).settings, {});
