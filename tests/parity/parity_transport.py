@@ -5,7 +5,8 @@ Both expose the same operations and answer with the same normalized values: jobs
 plain dicts in the REST JSON shape (``Job.to_dict``: the lease token only on leased
 jobs), lease states as ``"active"``/``"aborting"``/``"lost"``, and every refusal as one
 ``TransportError`` carrying Jobwire's error code (REST ``error.code``, gRPC trailing
-metadata ``jobwire-error``) and a transport-neutral kind.
+metadata ``jobwire-error``) and a transport-neutral kind. Queue settings are dicts in the
+REST JSON shape (``QueueSettings.to_dict``: unset limits left out, ``functions`` always).
 
 Only what each transport specifies is translated: REST's per-job heartbeat answers a
 stale lease with 409 ``stale_lease`` (README), gRPC's Heartbeat with ``LOST`` (proto);
@@ -21,6 +22,7 @@ import grpc
 import httpx
 import orjson
 import pytest
+from google.protobuf import json_format
 
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
@@ -30,7 +32,8 @@ DEADLINE_SLACK_S = 0.5  # gRPC waits end shortly (0.2 s) before the call's deadl
 
 JOB_FIELDS = frozenset(
     {
-        "id", "queue", "function", "kwargs", "key", "status", "priority", "timeout",
+        "id", "queue", "function", "kwargs", "key", "concurrency_key", "status", "priority",
+        "timeout",
         "heartbeat", "retries", "attempts", "ttl", "scheduled", "retry_delay",
         "retry_backoff", "progress", "meta", "result", "error", "created", "queued",
         "started", "completed", "touched", "worker",
@@ -154,6 +157,7 @@ class Transport(Protocol):
         function: str | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        key_prefix: str | None = None,
     ) -> Page:
         """A page of a queue's jobs."""
         ...
@@ -163,7 +167,28 @@ class Transport(Protocol):
         ...
 
     async def queue_info(self, queue: str) -> dict[str, Any]:
-        """A queue's name, counts, workers (each a flat dict) and finished_per_s."""
+        """A queue's name, counts, workers (each a flat dict), finished_per_s, paused and
+        settings."""
+        ...
+
+    async def pause(self, queue: str) -> dict[str, Any]:
+        """Pause a queue: ``{"queue", "paused"}``."""
+        ...
+
+    async def resume(self, queue: str) -> dict[str, Any]:
+        """Resume a queue: ``{"queue", "paused"}``."""
+        ...
+
+    async def get_settings(self, queue: str) -> dict[str, Any]:
+        """A queue's ``{"queue", "paused", "settings"}``."""
+        ...
+
+    async def put_settings(self, queue: str, settings: dict[str, Any]) -> dict[str, Any]:
+        """Replace a queue's limits (REST body shape); answers as ``get_settings``."""
+        ...
+
+    async def bulk(self, queue: str, action: str, where: dict[str, Any] | None = None) -> int:
+        """Retry, delete or abort every job ``where`` (REST body shape) matches: how many."""
         ...
 
     async def lease(
@@ -330,8 +355,10 @@ class Rest:
         function: str | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        key_prefix: str | None = None,
     ) -> Page:
-        params = {"status": status, "function": function, "limit": page_size, "cursor": page_token}
+        params = {"status": status, "function": function, "limit": page_size, "cursor": page_token,
+                  "key_prefix": key_prefix}  # fmt: skip
         body = (await self._call("GET", f"/v1/queues/{queue}/jobs", params=params)).json()
         return Page(body["jobs"], body["next_cursor"])
 
@@ -343,7 +370,25 @@ class Rest:
         body = (await self._call("GET", f"/v1/queues/{queue}")).json()
         # The proto's QueueInfo has no top-level "scheduled" (it is counts["scheduled"]).
         assert body["scheduled"] == body["counts"]["scheduled"], body
-        return {k: body[k] for k in ("name", "counts", "workers", "finished_per_s")}
+        fields = ("name", "counts", "workers", "finished_per_s", "paused", "settings")
+        return {k: body[k] for k in fields}
+
+    async def pause(self, queue: str) -> dict[str, Any]:
+        return (await self._call("POST", f"/v1/queues/{queue}/pause")).json()  # type: ignore[no-any-return]
+
+    async def resume(self, queue: str) -> dict[str, Any]:
+        return (await self._call("POST", f"/v1/queues/{queue}/resume")).json()  # type: ignore[no-any-return]
+
+    async def get_settings(self, queue: str) -> dict[str, Any]:
+        return (await self._call("GET", f"/v1/queues/{queue}/settings")).json()  # type: ignore[no-any-return]
+
+    async def put_settings(self, queue: str, settings: dict[str, Any]) -> dict[str, Any]:
+        response = await self._call("PUT", f"/v1/queues/{queue}/settings", settings)
+        return response.json()  # type: ignore[no-any-return]
+
+    async def bulk(self, queue: str, action: str, where: dict[str, Any] | None = None) -> int:
+        response = await self._call("POST", f"/v1/queues/{queue}/jobs/{action}", where)
+        return response.json()["count"]  # type: ignore[no-any-return]
 
     async def lease(
         self,
@@ -445,6 +490,9 @@ def job_dict(message: pb.Job) -> dict[str, Any]:
         "function": message.function,
         "kwargs": _loads(message.kwargs_json, {}),
         "key": message.key if message.HasField("key") else None,
+        "concurrency_key": (
+            message.concurrency_key if message.HasField("concurrency_key") else None
+        ),
         "status": status_name(message.status),
         "priority": message.priority,
         "timeout": message.timeout if message.HasField("timeout") else None,
@@ -477,6 +525,46 @@ def job_dict(message: pb.Job) -> dict[str, Any]:
     if message.lease:
         job["lease"] = message.lease
     return job
+
+
+def settings_dict(message: pb.QueueSettings) -> dict[str, Any]:
+    """A ``jobwire.v1.QueueSettings`` in the REST JSON shape."""
+
+    def rate(r: pb.Rate) -> dict[str, Any]:
+        return {"limit": r.limit, "period_s": r.period_s if r.HasField("period_s") else 1.0}
+
+    def limits(f: pb.FunctionLimits) -> dict[str, Any]:
+        found = {"max_active": f.max_active} if f.HasField("max_active") else {}
+        return found | ({"rate": rate(f.rate)} if f.HasField("rate") else {})
+
+    data: dict[str, Any] = {}
+    for name in ("max_active", "max_active_per_key"):
+        if message.HasField(name):
+            data[name] = getattr(message, name)
+    for name in ("rate", "rate_per_key"):
+        if message.HasField(name):
+            data[name] = rate(getattr(message, name))
+    data["functions"] = {name: limits(f) for name, f in message.functions.items()}
+    return data
+
+
+def settings_message(body: dict[str, Any]) -> pb.QueueSettings:
+    """A REST settings body as a ``QueueSettings`` message (nulls: unset)."""
+
+    def unset_nulls(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: unset_nulls(v) for k, v in value.items() if v is not None}
+        return value
+
+    return json_format.ParseDict(unset_nulls(body), pb.QueueSettings())
+
+
+def filter_message(where: dict[str, Any]) -> pb.JobFilter:
+    """A REST bulk filter as a ``JobFilter`` message."""
+    fields = dict(where)
+    if fields.get("status"):
+        fields["status"] = status_label(fields["status"])
+    return json_format.ParseDict(fields, pb.JobFilter())
 
 
 def job_spec(spec: dict[str, Any]) -> pb.JobSpec:
@@ -515,6 +603,7 @@ class Grpc:
 
     def __init__(self, channel: grpc.aio.Channel, token: str | None = None) -> None:
         self.jobs = pb_grpc.JobServiceStub(channel)
+        self.queues = pb_grpc.QueueServiceStub(channel)
         self.work = pb_grpc.WorkerServiceStub(channel)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
@@ -586,6 +675,7 @@ class Grpc:
         function: str | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        key_prefix: str | None = None,
     ) -> Page:
         request = pb.ListJobsRequest(
             queue=queue,
@@ -593,6 +683,7 @@ class Grpc:
             function=function or "",
             page_size=page_size or 0,
             page_token=page_token or "",
+            key_prefix=key_prefix or "",
         )
         reply = await self._call(self.jobs.ListJobs, request)
         return Page([job_dict(j) for j in reply.jobs], reply.next_page_token or None)
@@ -610,7 +701,37 @@ class Grpc:
                 {**_loads(w.info_json, {}), "id": w.id, "seen": w.seen} for w in info.workers
             ],
             "finished_per_s": info.finished_per_s,
+            "paused": info.paused,
+            "settings": settings_dict(info.settings),
         }
+
+    async def pause(self, queue: str) -> dict[str, Any]:
+        reply = await self._call(self.queues.PauseQueue, pb.PauseQueueRequest(queue=queue))
+        return {"queue": reply.queue, "paused": reply.paused}
+
+    async def resume(self, queue: str) -> dict[str, Any]:
+        reply = await self._call(self.queues.ResumeQueue, pb.ResumeQueueRequest(queue=queue))
+        return {"queue": reply.queue, "paused": reply.paused}
+
+    def _settings(self, reply: pb.QueueSettingsReply) -> dict[str, Any]:
+        return {"queue": reply.queue, "paused": reply.paused,
+                "settings": settings_dict(reply.settings)}  # fmt: skip
+
+    async def get_settings(self, queue: str) -> dict[str, Any]:
+        request = pb.GetQueueSettingsRequest(queue=queue)
+        return self._settings(await self._call(self.queues.GetQueueSettings, request))
+
+    async def put_settings(self, queue: str, settings: dict[str, Any]) -> dict[str, Any]:
+        request = pb.PutQueueSettingsRequest(queue=queue, settings=settings_message(settings))
+        return self._settings(await self._call(self.queues.PutQueueSettings, request))
+
+    async def bulk(self, queue: str, action: str, where: dict[str, Any] | None = None) -> int:
+        request = pb.BulkJobsRequest(
+            queue=queue,
+            action=pb.BulkAction.Value("BULK_ACTION_" + action.upper()),
+            filter=filter_message(where or {}),
+        )
+        return int((await self._call(self.queues.BulkJobs, request)).count)
 
     async def lease(
         self,

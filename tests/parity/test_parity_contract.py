@@ -29,6 +29,13 @@ RPC_OF = {
     "failJob": "WorkerService/Fail",
     "settleJobs": "WorkerService/Settle",
     "sweepQueue": "WorkerService/Sweep",
+    "pauseQueue": "QueueService/PauseQueue",
+    "resumeQueue": "QueueService/ResumeQueue",
+    "getQueueSettings": "QueueService/GetQueueSettings",
+    "putQueueSettings": "QueueService/PutQueueSettings",
+    "retryJobs": "QueueService/BulkJobs",
+    "deleteJobs": "QueueService/BulkJobs",
+    "abortJobs": "QueueService/BulkJobs",
     "healthz": "grpc.health.v1.Health/Check",
     "readyz": "grpc.health.v1.Health/Check",
     "metrics": None,  # Prometheus text over HTTP only

@@ -1,7 +1,9 @@
 """`jobwire serve` checks its settings at start-up: refusals exit at once, with a reason."""
 
+import json
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -87,3 +89,37 @@ def test_public_bind_with_tokens_starts(redis_url: str) -> None:
         assert "t1" not in read_log(log_path)  # tokens are not logged
     finally:
         stop_service(proc)
+
+
+def test_queues_given_at_start_are_set_up(redis_url: str, tmp_path: Path) -> None:
+    """JOBWIRE_QUEUES_FILE then JOBWIRE_QUEUES (which wins per queue): limits replaced,
+    paused as told, and an entry with only ``paused`` keeps the stored limits."""
+    suffix = f"{time.time_ns()}"
+    emails, reports, audit = f"emails-{suffix}", f"reports-{suffix}", f"audit-{suffix}"
+    limits = {"max_active": 5, "rate": {"limit": 100, "period_s": 1.0},
+              "functions": {"send": {"max_active": 2}}}  # fmt: skip
+    queues_file = tmp_path / "queues.json"
+    queues_file.write_text(json.dumps({emails: {"max_active": 1}, reports: {"paused": True}}))
+    inline = {emails: limits, audit: {**limits, "paused": False}}
+    env = {"JOBWIRE_QUEUES_FILE": str(queues_file), "JOBWIRE_QUEUES": json.dumps(inline)}
+    proc, url, _ = start_service(redis_url, env=env)
+    try:
+        answers = {q: httpx.get(f"{url}/v1/queues/{q}/settings", timeout=5).json()
+                   for q in (emails, reports, audit)}  # fmt: skip
+        httpx.put(f"{url}/v1/queues/{reports}/settings", json={"max_active": 9}, timeout=5)
+    finally:
+        stop_service(proc)
+    assert answers[emails] == {"queue": emails, "paused": False, "settings": limits}
+    assert answers[reports] == {"queue": reports, "paused": True, "settings": {"functions": {}}}
+    assert answers[audit] == {"queue": audit, "paused": False, "settings": limits}
+    # a restart with only "paused" for reports keeps the limits set through the API
+    proc, url, _ = start_service(redis_url, env=env)
+    try:
+        again = httpx.get(f"{url}/v1/queues/{reports}/settings", timeout=5).json()
+    finally:
+        stop_service(proc)
+    assert again == {
+        "queue": reports,
+        "paused": True,
+        "settings": {"max_active": 9, "functions": {}},
+    }

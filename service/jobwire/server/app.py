@@ -12,7 +12,7 @@ from jobwire.server.auth import Authenticator
 from jobwire.server.core import ServiceCore
 from jobwire.server.metrics import Metrics
 from jobwire.server.registry import QueueRegistry
-from jobwire.server.rest import jobs, system, work
+from jobwire.server.rest import jobs, queues, system, work
 from jobwire.server.rest.contract import finish_document
 from jobwire.server.rest.docs import install_docs
 from jobwire.server.rest.errors import install_error_handlers
@@ -26,8 +26,9 @@ API_DESCRIPTION = (
     "Jobwire's REST API: enqueue, read, wait for, watch and abort jobs; workers lease jobs, "
     "renew their leases and report outcomes (docs/worker-protocol.md). Errors are always "
     '`{"error": {"code", "message"}}`. With tokens, send `Authorization: Bearer <token>`; '
-    "roles: `client` (enqueue, read, abort, retry), `worker` (lease, heartbeat, complete, "
-    "fail, read, enqueue), `admin` (everything, plus delete)."
+    "roles: `client` (enqueue, read, abort, retry, also in bulk), `worker` (lease, heartbeat, "
+    "complete, fail, read, enqueue), `admin` (everything, plus delete, pausing queues and "
+    "their settings)."
 )
 
 
@@ -74,7 +75,7 @@ def create_app(settings: Settings, *, core: ServiceCore | None = None) -> FastAP
     app.state.auth = Authenticator(settings.token_roles())
     app.state.core = service
     install_error_handlers(app)
-    for router in (jobs.router, work.router, system.router):
+    for router in (jobs.router, queues.router, work.router, system.router):
         app.include_router(router)
     install_docs(app, "Jobwire")
     app.include_router(ui_router)  # the dashboard: /ui (and / redirecting there)

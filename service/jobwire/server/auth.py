@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 
 from jobwire.errors import Forbidden, Unauthenticated
+from jobwire.flow import BulkAction
 
 
 class Role(enum.StrEnum):
@@ -15,7 +16,7 @@ class Role(enum.StrEnum):
 
     CLIENT = "client"  # enqueue, read, abort, retry
     WORKER = "worker"  # lease, heartbeat, complete, fail, read; enqueue (cron, follow-ups)
-    ADMIN = "admin"  # everything, plus delete
+    ADMIN = "admin"  # everything, plus delete, pause and queue settings
 
 
 class Permission(enum.StrEnum):
@@ -26,6 +27,7 @@ class Permission(enum.StrEnum):
     CONTROL = "control"  # abort, retry
     WORK = "work"  # lease, heartbeat, complete, fail
     DELETE = "delete"
+    CONFIGURE = "configure"  # pause, resume, queue settings
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -33,6 +35,12 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     # Workers enqueue too: cron ticks and follow-up jobs run on a worker's token.
     Role.WORKER: frozenset({Permission.READ, Permission.ENQUEUE, Permission.WORK}),
     Role.ADMIN: frozenset(Permission),
+}
+# A bulk operation needs what its single-job form needs.
+BULK_PERMISSIONS: dict[BulkAction, Permission] = {
+    BulkAction.RETRY: Permission.CONTROL,
+    BulkAction.ABORT: Permission.CONTROL,
+    BulkAction.DELETE: Permission.DELETE,
 }
 
 

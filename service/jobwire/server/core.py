@@ -31,7 +31,7 @@ logger = logging.getLogger("jobwire.server")
 MAX_PAGE = 1000  # jobs in one page, one batch, one lease
 MAX_REASON = 10_000  # characters of an abort reason
 MAX_REFS = 10_000  # leases in one renewal, outcomes in one report
-FILTER_SCAN_LIMIT = 10_000  # jobs scanned when filtering a listing by function
+FILTER_SCAN_LIMIT = 10_000  # jobs scanned when filtering a listing by function or key
 TOUCH_EVERY_S = 5.0  # record a worker as seen at most this often
 CURSOR_DIGITS = 7
 _JOB_ID = re.compile(JOB_ID_PATTERN)
@@ -187,27 +187,32 @@ class ServiceCore:
         *,
         status: Status | None = None,
         function: str | None = None,
+        key_prefix: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
         """A page of jobs and the cursor of the next page (``None``: this was the last).
 
         The cursor is an offset: pages are read from the start of the status index, so
-        deep pages cost more. With ``function``, the first ``FILTER_SCAN_LIMIT`` jobs of
-        the index are scanned.
+        deep pages cost more. With ``function`` or ``key_prefix`` (of the dedup key), the
+        first ``FILTER_SCAN_LIMIT`` jobs of the index are scanned.
 
         Raises:
-            InvalidRequest: A limit out of range, or a cursor this service did not give out.
+            InvalidRequest: A limit or filter out of range, or a cursor this service did
+                not give out.
         """
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit: 1 to {MAX_PAGE}, got {limit}")
         if cursor and not (cursor.isdigit() and len(cursor) <= CURSOR_DIGITS):
             raise InvalidRequest(f"cursor: not one this service gave out: {cursor!r}")
+        where = JobFilter(function=function or None, key_prefix=key_prefix or None)
+        _check_filter(where)
+        filtered = where != JobFilter()
         offset = int(cursor or 0)
-        window = FILTER_SCAN_LIMIT if function else offset + limit + 1
+        window = FILTER_SCAN_LIMIT if filtered else offset + limit + 1
         jobs = await self.registry.get(queue).jobs(status, limit=window)
-        if function:
-            jobs = [job for job in jobs if job.function == function]
+        if filtered:
+            jobs = [job for job in jobs if where.matches(job)]
         more = len(jobs) > offset + limit
         return jobs[offset : offset + limit], str(offset + limit) if more else None
 
@@ -300,8 +305,11 @@ class ServiceCore:
         owner = self.registry.get(queue)
         return await owner.settings(), await owner.paused()
 
-    async def configure(self, queue: str, settings: QueueSettings) -> None:
+    async def configure(self, queue: str, settings: QueueSettings) -> tuple[QueueSettings, bool]:
         """Replace the queue's limits.
+
+        Returns:
+            The limits now stored and whether the queue is paused (as ``settings``).
 
         Raises:
             InvalidRequest: A limit is out of range.
@@ -314,6 +322,7 @@ class ServiceCore:
         await owner.configure(settings)
         owner.wake_local()  # relaxed limits may let waiting leases take jobs now
         self.metrics.set_limits(queue, settings)
+        return settings, await owner.paused()
 
     async def bulk(self, queue: str, action: BulkAction, where: JobFilter) -> int:
         """Retry, delete or abort every job of the queue ``where`` matches, in short
@@ -323,10 +332,7 @@ class ServiceCore:
         Raises:
             InvalidRequest: A malformed filter.
         """
-        try:
-            where.validate()
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest(str(exc)) from None
+        _check_filter(where)
         owner = self.registry.get(queue)
         count = await owner.bulk(action, where)
         if action == BulkAction.RETRY and count:
@@ -508,6 +514,14 @@ class ServiceCore:
             self.metrics.set_depth(name, await queue.counts(), len(await queue.workers()))
             self.metrics.set_paused(name, await queue.paused())
             self.metrics.set_limits(name, await queue.settings())
+
+
+def _check_filter(where: JobFilter) -> None:
+    """Raise ``InvalidRequest`` naming the field when ``where`` is malformed."""
+    try:
+        where.validate()
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 async def _update(owner: Queue, ref: LeaseRef) -> None:

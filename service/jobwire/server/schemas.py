@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobwire import flow
 from jobwire.backends.base import Outcome
 from jobwire.job import (
     JOB_ID_PATTERN,
@@ -45,6 +46,10 @@ class EnqueueRequest(_Strict):
     key: str | None = Field(
         None, min_length=1, max_length=LIMITS.key_chars, pattern=NO_NUL,
         description="Deduplication key (no NUL).",
+    )  # fmt: skip
+    concurrency_key: str | None = Field(
+        None, min_length=1, max_length=LIMITS.key_chars, pattern=NO_NUL,
+        description="Groups jobs for the queue's per-key limits, a tenant id say (no NUL).",
     )  # fmt: skip
     timeout: Annotated[float, Field(gt=0, le=LIMITS.seconds_max, allow_inf_nan=False)] | None = (
         Field(None, description="Seconds before the worker cancels the task.")
@@ -189,3 +194,90 @@ class AbortRequest(_Strict):
     """Why the job is aborted."""
 
     error: str = Field("aborted", max_length=10_000)
+
+
+# Flow control: a queue's limits and the filter of bulk operations.
+
+Limit = Annotated[int, Field(ge=1, le=flow.LIMIT_MAX)]
+# As a key (no pattern: a pattern makes it a JSON schema patternProperties; a NUL is refused
+# by QueueSettings.validate).
+FunctionKey = Annotated[str, Field(min_length=1, max_length=LIMITS.function_chars)]
+
+
+class RateBody(_Strict):
+    """At most ``limit`` jobs start in any window of ``period_s`` seconds (sliding)."""
+
+    limit: Limit = Field(description="Jobs per window.")
+    period_s: float = Field(
+        1.0, gt=0, le=flow.PERIOD_MAX_S, allow_inf_nan=False, description="The window, seconds."
+    )
+
+    def to_rate(self) -> flow.Rate:
+        """The ``Rate`` this body describes."""
+        return flow.Rate(self.limit, self.period_s)
+
+
+class FunctionLimitsBody(_Strict):
+    """Limits on the jobs of one function, across every worker (absent: no limit)."""
+
+    max_active: Limit | None = Field(None, description="Jobs of the function active at once.")
+    rate: RateBody | None = Field(None, description="Jobs of the function started per window.")
+
+    def to_limits(self) -> flow.FunctionLimits:
+        """The ``FunctionLimits`` this body describes."""
+        return flow.FunctionLimits(self.max_active, self.rate.to_rate() if self.rate else None)
+
+
+class QueueSettingsBody(_Strict):
+    """A queue's limits, across every worker; an absent (or null) limit is no limit."""
+
+    max_active: Limit | None = Field(None, description="Jobs of the queue active at once.")
+    max_active_per_key: Limit | None = Field(
+        None, description="Jobs active at once per `concurrency_key` (jobs without one: free)."
+    )
+    rate: RateBody | None = Field(None, description="Jobs of the queue started per window.")
+    rate_per_key: RateBody | None = Field(
+        None, description="Jobs started per window per `concurrency_key`."
+    )
+    functions: dict[FunctionKey, FunctionLimitsBody] = Field(
+        default_factory=dict,
+        max_length=flow.MAX_FUNCTION_LIMITS,
+        description="Limits per function name.",
+    )
+
+    def to_settings(self) -> flow.QueueSettings:
+        """The ``QueueSettings`` this body describes."""
+        return flow.QueueSettings(
+            max_active=self.max_active,
+            max_active_per_key=self.max_active_per_key,
+            rate=self.rate.to_rate() if self.rate else None,
+            rate_per_key=self.rate_per_key.to_rate() if self.rate_per_key else None,
+            functions={name: f.to_limits() for name, f in self.functions.items()},
+        )
+
+
+UnixTime = Annotated[float, Field(ge=0, le=LIMITS.scheduled_max, allow_inf_nan=False)]
+
+
+class JobFilterBody(_Strict):
+    """Which jobs of a queue a bulk operation takes; absent fields match every job."""
+
+    status: Status | None = Field(None, description="Only jobs in this status.")
+    function: str | None = Field(
+        None, min_length=1, max_length=LIMITS.function_chars, pattern=NO_NUL,
+        description="Only jobs of this function.",
+    )  # fmt: skip
+    key_prefix: str | None = Field(
+        None, min_length=1, max_length=LIMITS.key_chars, pattern=NO_NUL,
+        description="Only jobs whose deduplication `key` starts with this.",
+    )  # fmt: skip
+    enqueued_before: UnixTime | None = Field(
+        None, description="Only jobs created before this Unix time (seconds)."
+    )
+    enqueued_after: UnixTime | None = Field(
+        None, description="Only jobs created at or after this Unix time (seconds)."
+    )
+
+    def to_filter(self) -> flow.JobFilter:
+        """The ``JobFilter`` this body describes."""
+        return flow.JobFilter(**self.model_dump())

@@ -18,7 +18,7 @@ from jobwire.server.core import ServiceCore
 from jobwire.server.grpc.server import GrpcServer, create_grpc_server
 from jobwire.server.metrics import Metrics
 from jobwire.server.registry import QueueRegistry
-from jobwire.server.settings import Settings
+from jobwire.server.settings import QueueSetup, Settings
 
 
 def serve(settings: Settings) -> None:
@@ -48,6 +48,7 @@ async def _serve(settings: Settings) -> None:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
     try:
+        await set_up_queues(core, settings.queue_setups())
         if grpc_server is not None:
             await grpc_server.start()
         server = _DrainingServer(config, core.stopping, grpc_server, settings.shutdown_grace_s)
@@ -56,6 +57,16 @@ async def _serve(settings: Settings) -> None:
         if grpc_server is not None:
             await grpc_server.stop(0)  # at once, if uvicorn ended without stopping it
         await registry.close()
+
+
+async def set_up_queues(core: ServiceCore, setups: dict[str, QueueSetup]) -> None:
+    """Apply the limits and pause states given at start (``JOBWIRE_QUEUES``), before any
+    worker can lease."""
+    for name, setup in setups.items():
+        if setup.has_limits:
+            await core.configure(name, setup.to_settings())
+        if setup.paused is not None:
+            await (core.pause(name) if setup.paused else core.resume(name))
 
 
 class _DrainingServer(uvicorn.Server):

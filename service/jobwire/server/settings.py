@@ -2,19 +2,57 @@
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobwire.job import NAME_PATTERN
 from jobwire.server.auth import Role, parse_tokens
 from jobwire.server.metrics import JOB_SECONDS_BUCKETS
+from jobwire.server.schemas import QueueSettingsBody
 
 DEFAULT_BACKEND = "sqlite:///jobwire.db"  # embedded: works with nothing else running
+QueueName = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class QueueSetup(QueueSettingsBody):
+    """One queue as the service sets it up at start: its limits (``QueueSettingsBody``'s
+    fields) and, optionally, its pause state."""
+
+    paused: bool | None = Field(
+        None, description="true: pause it; false: resume it; absent: leave it as stored."
+    )
+
+    @property
+    def has_limits(self) -> bool:
+        """Whether the entry names any limit field (then its limits replace every stored
+        one, a null clearing that limit); an entry with only ``paused`` keeps them."""
+        return bool(self.model_fields_set - {"paused"})
+
+
+QUEUE_SETUPS = TypeAdapter(dict[QueueName, QueueSetup])
 
 
 class Settings(BaseSettings):
-    """Everything ``jobwire serve`` can be told; each field is also ``JOBWIRE_<NAME>``."""
+    """Everything ``jobwire serve`` can be told; each field is also ``JOBWIRE_<NAME>``.
+
+    ``JOBWIRE_QUEUES`` (and the file ``JOBWIRE_QUEUES_FILE`` names) is a JSON object by
+    queue name, applied once at start, e.g.::
+
+        {"emails": {"max_active": 5, "max_active_per_key": 1,
+                    "rate": {"limit": 100, "period_s": 1},
+                    "rate_per_key": {"limit": 10, "period_s": 1},
+                    "functions": {"send": {"max_active": 2,
+                                           "rate": {"limit": 50, "period_s": 1}}},
+                    "paused": false}}
+
+    Each entry takes the body of ``PUT /v1/queues/{queue}/settings`` plus ``paused``. An
+    entry naming any limit field replaces every stored limit of its queue (absent or null:
+    no such limit); one with only ``paused`` keeps them. ``paused`` true or false pauses or
+    resumes the queue at every start; absent, the stored state stays (a pause set through
+    the API survives restarts). Both sources given, ``queues`` wins per queue.
+    """
 
     model_config = SettingsConfigDict(env_prefix="JOBWIRE_", extra="ignore")
 
@@ -26,6 +64,11 @@ class Settings(BaseSettings):
     )
     tokens: str = Field("", description="Bearer tokens with roles: 'tokA:admin,tokB:worker'.")
     tokens_file: Path | None = Field(None, description="File of 'token:role' lines.")
+    queues: dict[QueueName, QueueSetup] = Field(
+        default_factory=dict,
+        description="Queue limits and pause states applied at start: JSON by queue name.",
+    )
+    queues_file: Path | None = Field(None, description="A JSON file shaped as ``queues``.")
     insecure: bool = Field(False, description="Allow a non-loopback bind without tokens.")
     metrics_public: bool = Field(True, description="Serve /metrics without a token.")
     tls_cert: Path | None = Field(None, description="TLS certificate (PEM); needs tls_key.")
@@ -57,6 +100,10 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert and tls_key go together")
         if self.grpc_port and self.grpc_port == self.http_port:
             raise ValueError(f"http_port and grpc_port are both {self.grpc_port}")
+        try:
+            self.queue_setups()
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"queues_file {self.queues_file}: {exc}") from None
         if not self.token_roles() and not _is_loopback(self.host) and not self.insecure:
             raise ValueError(
                 f"refusing to bind {self.host} without tokens: anyone could run jobs. "
@@ -70,6 +117,18 @@ class Settings(BaseSettings):
         if self.tokens_file is not None:
             text += "\n" + self.tokens_file.read_text()
         return parse_tokens(text)
+
+    def queue_setups(self) -> dict[str, QueueSetup]:
+        """Every queue to set up at start (from ``queues_file``, then ``queues``).
+
+        Raises:
+            OSError: The file cannot be read.
+            ValueError: It is not JSON of the right shape.
+        """
+        setups: dict[str, QueueSetup] = {}
+        if self.queues_file is not None:
+            setups.update(QUEUE_SETUPS.validate_json(self.queues_file.read_bytes()))
+        return {**setups, **self.queues}
 
 
 def _is_loopback(host: str) -> bool:

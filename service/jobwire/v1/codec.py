@@ -1,4 +1,5 @@
-"""Jobs, outcomes and statuses to and from the gRPC messages of ``jobwire.v1``.
+"""Jobs, outcomes, statuses, queue settings and filters to and from the gRPC messages of
+``jobwire.v1``.
 
 Both ends use it: the service (``jobwire.server.grpc``) and the SDK's ``grpc://``
 backend. Keyword arguments, results and metadata travel as JSON text.
@@ -9,6 +10,7 @@ from typing import Any
 import orjson
 
 from jobwire.backends.base import LeaseState, Outcome
+from jobwire.flow import BulkAction
 from jobwire.job import ErrorInfo, Job, Status
 from jobwire.v1 import jobwire_pb2 as pb
 
@@ -30,6 +32,12 @@ LEASE_STATE_TO_PB: dict[LeaseState, "pb.LeaseState"] = {
     "lost": pb.LEASE_STATE_LOST,
 }
 LEASE_STATE_FROM_PB: dict[int, LeaseState] = {n: s for s, n in LEASE_STATE_TO_PB.items()}
+BULK_ACTION_TO_PB: dict[BulkAction, "pb.BulkAction"] = {
+    BulkAction.RETRY: pb.BULK_ACTION_RETRY,
+    BulkAction.DELETE: pb.BULK_ACTION_DELETE,
+    BulkAction.ABORT: pb.BULK_ACTION_ABORT,
+}
+BULK_ACTION_FROM_PB: dict[int, BulkAction] = {n: a for a, n in BULK_ACTION_TO_PB.items()}
 
 
 def dumps(value: Any) -> str:
@@ -60,7 +68,8 @@ def job_to_pb(job: Job, *, with_lease: bool = False) -> pb.Job:
     """A job as a message (its lease token only when asked for)."""
     message = pb.Job(
         id=job.id, queue=job.queue, function=job.function, kwargs_json=dumps(job.kwargs),
-        status=STATUS_TO_PB[job.status], key=job.key, priority=job.priority,
+        status=STATUS_TO_PB[job.status], key=job.key,
+        concurrency_key=job.concurrency_key, priority=job.priority,
         timeout=job.timeout, heartbeat=job.heartbeat, retries=job.retries,
         attempts=job.attempts, ttl=job.ttl, scheduled=job.scheduled,
         retry_delay=job.retry_delay, retry_backoff=bool(job.retry_backoff),
@@ -82,6 +91,7 @@ def job_from_pb(message: pb.Job) -> Job:
         queue=message.queue,
         id=message.id,
         key=message.key if message.HasField("key") else None,
+        concurrency_key=(message.concurrency_key if message.HasField("concurrency_key") else None),
         status=STATUS_FROM_PB[message.status],
         priority=message.priority,
         timeout=message.timeout if message.HasField("timeout") else None,
@@ -110,8 +120,9 @@ def spec_from_job(job: Job) -> pb.JobSpec:
     """What to send to enqueue ``job`` (every option explicit)."""
     return pb.JobSpec(
         function=job.function, kwargs_json=dumps(job.kwargs), id=job.id, key=job.key,
-        timeout=job.timeout, retries=job.retries, ttl=job.ttl, heartbeat=job.heartbeat,
-        scheduled=job.scheduled, retry_delay=job.retry_delay,
+        concurrency_key=job.concurrency_key, timeout=job.timeout, retries=job.retries,
+        ttl=job.ttl, heartbeat=job.heartbeat, scheduled=job.scheduled,
+        retry_delay=job.retry_delay,
         retry_backoff=bool(job.retry_backoff), retry_backoff_cap=_backoff_cap(job.retry_backoff),
         priority=job.priority,
     )  # fmt: skip
@@ -131,7 +142,7 @@ def spec_fields(spec: pb.JobSpec) -> dict[str, Any]:
     }  # fmt: skip
     if spec.id:
         fields["id"] = spec.id
-    for name in ("key", "timeout", "ttl"):
+    for name in ("key", "concurrency_key", "timeout", "ttl"):
         if spec.HasField(name):
             fields[name] = getattr(spec, name)
     return fields
@@ -175,6 +186,80 @@ def outcome_fields(message: pb.Outcome) -> dict[str, Any]:
     if message.HasField("run_s"):
         fields["run_s"] = message.run_s
     return fields
+
+
+def settings_to_pb(data: dict[str, Any]) -> pb.QueueSettings:
+    """Queue settings in ``QueueSettings.to_dict``'s shape as a message."""
+    message = pb.QueueSettings(
+        max_active=data.get("max_active"), max_active_per_key=data.get("max_active_per_key")
+    )
+    for name in ("rate", "rate_per_key"):
+        if data.get(name) is not None:
+            getattr(message, name).CopyFrom(_rate_to_pb(data[name]))
+    for function, limits in (data.get("functions") or {}).items():
+        entry = message.functions[function]  # created empty: no limits
+        if limits.get("max_active") is not None:
+            entry.max_active = limits["max_active"]
+        if limits.get("rate") is not None:
+            entry.rate.CopyFrom(_rate_to_pb(limits["rate"]))
+    return message
+
+
+def settings_fields(message: pb.QueueSettings) -> dict[str, Any]:
+    """A ``QueueSettings`` message in ``QueueSettings.to_dict``'s shape (unset limits left
+    out), for validation."""
+    data: dict[str, Any] = {}
+    for name in ("max_active", "max_active_per_key"):
+        if message.HasField(name):
+            data[name] = getattr(message, name)
+    for name in ("rate", "rate_per_key"):
+        if message.HasField(name):
+            data[name] = _rate_fields(getattr(message, name))
+    functions: dict[str, Any] = {}
+    for function, limits in message.functions.items():
+        functions[function] = {}
+        if limits.HasField("max_active"):
+            functions[function]["max_active"] = limits.max_active
+        if limits.HasField("rate"):
+            functions[function]["rate"] = _rate_fields(limits.rate)
+    if functions:
+        data["functions"] = functions
+    return data
+
+
+def filter_to_pb(data: dict[str, Any]) -> pb.JobFilter:
+    """A job filter in ``JobFilter.to_dict``'s shape as a message."""
+    status = data.get("status")
+    fields = {k: v for k, v in data.items() if k != "status"}
+    return pb.JobFilter(
+        status=STATUS_TO_PB[Status(status)] if status else pb.STATUS_UNSPECIFIED, **fields
+    )
+
+
+def filter_fields(message: pb.JobFilter) -> dict[str, Any]:
+    """A ``JobFilter`` message in ``JobFilter.to_dict``'s shape, for validation.
+
+    Raises:
+        ValueError: An unknown status number.
+    """
+    data: dict[str, Any] = {}
+    if message.status:
+        data["status"] = STATUS_FROM_PB.get(message.status) or pb.Status.Name(message.status)
+    for name in ("function", "key_prefix", "enqueued_before", "enqueued_after"):
+        if message.HasField(name):
+            data[name] = getattr(message, name)
+    return data
+
+
+def _rate_to_pb(data: dict[str, Any]) -> pb.Rate:
+    return pb.Rate(limit=data["limit"], period_s=data.get("period_s"))
+
+
+def _rate_fields(message: pb.Rate) -> dict[str, Any]:
+    data: dict[str, Any] = {"limit": message.limit}
+    if message.HasField("period_s"):
+        data["period_s"] = message.period_s
+    return data
 
 
 def _backoff_cap(backoff: bool | float) -> float:

@@ -24,6 +24,13 @@ class LeaseState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEASE_STATE_ACTIVE: _ClassVar[LeaseState]
     LEASE_STATE_ABORTING: _ClassVar[LeaseState]
     LEASE_STATE_LOST: _ClassVar[LeaseState]
+
+class BulkAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BULK_ACTION_UNSPECIFIED: _ClassVar[BulkAction]
+    BULK_ACTION_RETRY: _ClassVar[BulkAction]
+    BULK_ACTION_DELETE: _ClassVar[BulkAction]
+    BULK_ACTION_ABORT: _ClassVar[BulkAction]
 STATUS_UNSPECIFIED: Status
 STATUS_QUEUED: Status
 STATUS_SCHEDULED: Status
@@ -36,6 +43,10 @@ LEASE_STATE_UNSPECIFIED: LeaseState
 LEASE_STATE_ACTIVE: LeaseState
 LEASE_STATE_ABORTING: LeaseState
 LEASE_STATE_LOST: LeaseState
+BULK_ACTION_UNSPECIFIED: BulkAction
+BULK_ACTION_RETRY: BulkAction
+BULK_ACTION_DELETE: BulkAction
+BULK_ACTION_ABORT: BulkAction
 
 class JobError(_message.Message):
     __slots__ = ("type", "message", "traceback")
@@ -48,7 +59,7 @@ class JobError(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "queue", "function", "kwargs_json", "status", "key", "priority", "timeout", "heartbeat", "retries", "attempts", "ttl", "scheduled", "retry_delay", "retry_backoff", "retry_backoff_cap", "progress", "meta_json", "result_json", "error", "created", "queued", "started", "completed", "touched", "worker", "lease")
+    __slots__ = ("id", "queue", "function", "kwargs_json", "status", "key", "priority", "timeout", "heartbeat", "retries", "attempts", "ttl", "scheduled", "retry_delay", "retry_backoff", "retry_backoff_cap", "progress", "meta_json", "result_json", "error", "created", "queued", "started", "completed", "touched", "worker", "lease", "concurrency_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +87,7 @@ class Job(_message.Message):
     TOUCHED_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     queue: str
     function: str
@@ -103,10 +115,11 @@ class Job(_message.Message):
     touched: float
     worker: str
     lease: str
-    def __init__(self, id: _Optional[str] = ..., queue: _Optional[str] = ..., function: _Optional[str] = ..., kwargs_json: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., key: _Optional[str] = ..., priority: _Optional[int] = ..., timeout: _Optional[float] = ..., heartbeat: _Optional[float] = ..., retries: _Optional[int] = ..., attempts: _Optional[int] = ..., ttl: _Optional[int] = ..., scheduled: _Optional[float] = ..., retry_delay: _Optional[float] = ..., retry_backoff: _Optional[bool] = ..., retry_backoff_cap: _Optional[float] = ..., progress: _Optional[float] = ..., meta_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., created: _Optional[float] = ..., queued: _Optional[float] = ..., started: _Optional[float] = ..., completed: _Optional[float] = ..., touched: _Optional[float] = ..., worker: _Optional[str] = ..., lease: _Optional[str] = ...) -> None: ...
+    concurrency_key: str
+    def __init__(self, id: _Optional[str] = ..., queue: _Optional[str] = ..., function: _Optional[str] = ..., kwargs_json: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., key: _Optional[str] = ..., priority: _Optional[int] = ..., timeout: _Optional[float] = ..., heartbeat: _Optional[float] = ..., retries: _Optional[int] = ..., attempts: _Optional[int] = ..., ttl: _Optional[int] = ..., scheduled: _Optional[float] = ..., retry_delay: _Optional[float] = ..., retry_backoff: _Optional[bool] = ..., retry_backoff_cap: _Optional[float] = ..., progress: _Optional[float] = ..., meta_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., created: _Optional[float] = ..., queued: _Optional[float] = ..., started: _Optional[float] = ..., completed: _Optional[float] = ..., touched: _Optional[float] = ..., worker: _Optional[str] = ..., lease: _Optional[str] = ..., concurrency_key: _Optional[str] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("function", "kwargs_json", "id", "key", "timeout", "retries", "ttl", "heartbeat", "scheduled", "retry_delay", "retry_backoff", "retry_backoff_cap", "priority")
+    __slots__ = ("function", "kwargs_json", "id", "key", "timeout", "retries", "ttl", "heartbeat", "scheduled", "retry_delay", "retry_backoff", "retry_backoff_cap", "priority", "concurrency_key")
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
     KWARGS_JSON_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +133,7 @@ class JobSpec(_message.Message):
     RETRY_BACKOFF_FIELD_NUMBER: _ClassVar[int]
     RETRY_BACKOFF_CAP_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     function: str
     kwargs_json: str
     id: str
@@ -133,7 +147,8 @@ class JobSpec(_message.Message):
     retry_backoff: bool
     retry_backoff_cap: float
     priority: int
-    def __init__(self, function: _Optional[str] = ..., kwargs_json: _Optional[str] = ..., id: _Optional[str] = ..., key: _Optional[str] = ..., timeout: _Optional[float] = ..., retries: _Optional[int] = ..., ttl: _Optional[int] = ..., heartbeat: _Optional[float] = ..., scheduled: _Optional[float] = ..., retry_delay: _Optional[float] = ..., retry_backoff: _Optional[bool] = ..., retry_backoff_cap: _Optional[float] = ..., priority: _Optional[int] = ...) -> None: ...
+    concurrency_key: str
+    def __init__(self, function: _Optional[str] = ..., kwargs_json: _Optional[str] = ..., id: _Optional[str] = ..., key: _Optional[str] = ..., timeout: _Optional[float] = ..., retries: _Optional[int] = ..., ttl: _Optional[int] = ..., heartbeat: _Optional[float] = ..., scheduled: _Optional[float] = ..., retry_delay: _Optional[float] = ..., retry_backoff: _Optional[bool] = ..., retry_backoff_cap: _Optional[float] = ..., priority: _Optional[int] = ..., concurrency_key: _Optional[str] = ...) -> None: ...
 
 class EnqueueRequest(_message.Message):
     __slots__ = ("queue", "job")
@@ -230,18 +245,20 @@ class DeleteJobReply(_message.Message):
     def __init__(self) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("queue", "status", "function", "page_size", "page_token")
+    __slots__ = ("queue", "status", "function", "page_size", "page_token", "key_prefix")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KEY_PREFIX_FIELD_NUMBER: _ClassVar[int]
     queue: str
     status: Status
     function: str
     page_size: int
     page_token: str
-    def __init__(self, queue: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., function: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    key_prefix: str
+    def __init__(self, queue: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., function: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., key_prefix: _Optional[str] = ...) -> None: ...
 
 class ListJobsReply(_message.Message):
     __slots__ = ("jobs", "next_page_token")
@@ -268,7 +285,7 @@ class WorkerInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., seen: _Optional[float] = ..., info_json: _Optional[str] = ...) -> None: ...
 
 class QueueInfo(_message.Message):
-    __slots__ = ("name", "counts", "workers", "finished_per_s")
+    __slots__ = ("name", "counts", "workers", "finished_per_s", "paused", "settings")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -280,11 +297,126 @@ class QueueInfo(_message.Message):
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_PER_S_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     counts: _containers.ScalarMap[str, int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
     finished_per_s: float
-    def __init__(self, name: _Optional[str] = ..., counts: _Optional[_Mapping[str, int]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., finished_per_s: _Optional[float] = ...) -> None: ...
+    paused: bool
+    settings: QueueSettings
+    def __init__(self, name: _Optional[str] = ..., counts: _Optional[_Mapping[str, int]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., finished_per_s: _Optional[float] = ..., paused: _Optional[bool] = ..., settings: _Optional[_Union[QueueSettings, _Mapping]] = ...) -> None: ...
+
+class Rate(_message.Message):
+    __slots__ = ("limit", "period_s")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    period_s: float
+    def __init__(self, limit: _Optional[int] = ..., period_s: _Optional[float] = ...) -> None: ...
+
+class FunctionLimits(_message.Message):
+    __slots__ = ("max_active", "rate")
+    MAX_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    max_active: int
+    rate: Rate
+    def __init__(self, max_active: _Optional[int] = ..., rate: _Optional[_Union[Rate, _Mapping]] = ...) -> None: ...
+
+class QueueSettings(_message.Message):
+    __slots__ = ("max_active", "max_active_per_key", "rate", "rate_per_key", "functions")
+    class FunctionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: FunctionLimits
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[FunctionLimits, _Mapping]] = ...) -> None: ...
+    MAX_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ACTIVE_PER_KEY_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    RATE_PER_KEY_FIELD_NUMBER: _ClassVar[int]
+    FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    max_active: int
+    max_active_per_key: int
+    rate: Rate
+    rate_per_key: Rate
+    functions: _containers.MessageMap[str, FunctionLimits]
+    def __init__(self, max_active: _Optional[int] = ..., max_active_per_key: _Optional[int] = ..., rate: _Optional[_Union[Rate, _Mapping]] = ..., rate_per_key: _Optional[_Union[Rate, _Mapping]] = ..., functions: _Optional[_Mapping[str, FunctionLimits]] = ...) -> None: ...
+
+class PauseQueueRequest(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    def __init__(self, queue: _Optional[str] = ...) -> None: ...
+
+class ResumeQueueRequest(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    def __init__(self, queue: _Optional[str] = ...) -> None: ...
+
+class QueueState(_message.Message):
+    __slots__ = ("queue", "paused")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    paused: bool
+    def __init__(self, queue: _Optional[str] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class GetQueueSettingsRequest(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    def __init__(self, queue: _Optional[str] = ...) -> None: ...
+
+class PutQueueSettingsRequest(_message.Message):
+    __slots__ = ("queue", "settings")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    settings: QueueSettings
+    def __init__(self, queue: _Optional[str] = ..., settings: _Optional[_Union[QueueSettings, _Mapping]] = ...) -> None: ...
+
+class QueueSettingsReply(_message.Message):
+    __slots__ = ("queue", "paused", "settings")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    paused: bool
+    settings: QueueSettings
+    def __init__(self, queue: _Optional[str] = ..., paused: _Optional[bool] = ..., settings: _Optional[_Union[QueueSettings, _Mapping]] = ...) -> None: ...
+
+class JobFilter(_message.Message):
+    __slots__ = ("status", "function", "key_prefix", "enqueued_before", "enqueued_after")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    KEY_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ENQUEUED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    ENQUEUED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    status: Status
+    function: str
+    key_prefix: str
+    enqueued_before: float
+    enqueued_after: float
+    def __init__(self, status: _Optional[_Union[Status, str]] = ..., function: _Optional[str] = ..., key_prefix: _Optional[str] = ..., enqueued_before: _Optional[float] = ..., enqueued_after: _Optional[float] = ...) -> None: ...
+
+class BulkJobsRequest(_message.Message):
+    __slots__ = ("queue", "action", "filter")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    action: BulkAction
+    filter: JobFilter
+    def __init__(self, queue: _Optional[str] = ..., action: _Optional[_Union[BulkAction, str]] = ..., filter: _Optional[_Union[JobFilter, _Mapping]] = ...) -> None: ...
+
+class BulkJobsReply(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class ListQueuesRequest(_message.Message):
     __slots__ = ()

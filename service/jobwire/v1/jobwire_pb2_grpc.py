@@ -175,7 +175,8 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetQueue(self, request, context):
-        """A queue's counts per status, its workers and its recent throughput.
+        """A queue's counts per status, its workers, its recent throughput, whether it is
+        paused and its limits.
         Errors: INVALID_ARGUMENT, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -547,6 +548,269 @@ class JobService:
             '/jobwire.v1.JobService/ListQueues',
             jobwire_dot_v1_dot_jobwire__pb2.ListQueuesRequest.SerializeToString,
             jobwire_dot_v1_dot_jobwire__pb2.ListQueuesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class QueueServiceStub:
+    """Operators: pause and resume queues, set their limits, act on many jobs at once.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.PauseQueue = channel.unary_unary(
+                '/jobwire.v1.QueueService/PauseQueue',
+                request_serializer=jobwire_dot_v1_dot_jobwire__pb2.PauseQueueRequest.SerializeToString,
+                response_deserializer=jobwire_dot_v1_dot_jobwire__pb2.QueueState.FromString,
+                _registered_method=True)
+        self.ResumeQueue = channel.unary_unary(
+                '/jobwire.v1.QueueService/ResumeQueue',
+                request_serializer=jobwire_dot_v1_dot_jobwire__pb2.ResumeQueueRequest.SerializeToString,
+                response_deserializer=jobwire_dot_v1_dot_jobwire__pb2.QueueState.FromString,
+                _registered_method=True)
+        self.GetQueueSettings = channel.unary_unary(
+                '/jobwire.v1.QueueService/GetQueueSettings',
+                request_serializer=jobwire_dot_v1_dot_jobwire__pb2.GetQueueSettingsRequest.SerializeToString,
+                response_deserializer=jobwire_dot_v1_dot_jobwire__pb2.QueueSettingsReply.FromString,
+                _registered_method=True)
+        self.PutQueueSettings = channel.unary_unary(
+                '/jobwire.v1.QueueService/PutQueueSettings',
+                request_serializer=jobwire_dot_v1_dot_jobwire__pb2.PutQueueSettingsRequest.SerializeToString,
+                response_deserializer=jobwire_dot_v1_dot_jobwire__pb2.QueueSettingsReply.FromString,
+                _registered_method=True)
+        self.BulkJobs = channel.unary_unary(
+                '/jobwire.v1.QueueService/BulkJobs',
+                request_serializer=jobwire_dot_v1_dot_jobwire__pb2.BulkJobsRequest.SerializeToString,
+                response_deserializer=jobwire_dot_v1_dot_jobwire__pb2.BulkJobsReply.FromString,
+                _registered_method=True)
+
+
+class QueueServiceServicer:
+    """Operators: pause and resume queues, set their limits, act on many jobs at once.
+    """
+
+    def PauseQueue(self, request, context):
+        """Stop leasing the queue's jobs, for every worker of every replica (role admin).
+        Running jobs finish; enqueue still works. The state is stored with the queue.
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeQueue(self, request, context):
+        """Lease the queue's jobs again; waiting workers wake at once (role admin).
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQueueSettings(self, request, context):
+        """The queue's limits and whether it is paused (role client or worker).
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutQueueSettings(self, request, context):
+        """Replace the queue's limits (role admin); every worker leasing afterwards keeps
+        them. INVALID_ARGUMENT names the field out of range.
+        Errors: INVALID_ARGUMENT, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkJobs(self, request, context):
+        """Retry, delete or abort every job of the queue the filter matches, in short chunks
+        (the store is never held for long); answers how many changed. Roles as for the
+        single-job forms: RETRY and ABORT client, DELETE admin. Retry skips live jobs, abort
+        finished ones; an active job aborted turns `aborting` (its worker hears at its next
+        heartbeat).
+        Errors: INVALID_ARGUMENT (no action, a malformed filter), UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_QueueServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'PauseQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseQueue,
+                    request_deserializer=jobwire_dot_v1_dot_jobwire__pb2.PauseQueueRequest.FromString,
+                    response_serializer=jobwire_dot_v1_dot_jobwire__pb2.QueueState.SerializeToString,
+            ),
+            'ResumeQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeQueue,
+                    request_deserializer=jobwire_dot_v1_dot_jobwire__pb2.ResumeQueueRequest.FromString,
+                    response_serializer=jobwire_dot_v1_dot_jobwire__pb2.QueueState.SerializeToString,
+            ),
+            'GetQueueSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueueSettings,
+                    request_deserializer=jobwire_dot_v1_dot_jobwire__pb2.GetQueueSettingsRequest.FromString,
+                    response_serializer=jobwire_dot_v1_dot_jobwire__pb2.QueueSettingsReply.SerializeToString,
+            ),
+            'PutQueueSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutQueueSettings,
+                    request_deserializer=jobwire_dot_v1_dot_jobwire__pb2.PutQueueSettingsRequest.FromString,
+                    response_serializer=jobwire_dot_v1_dot_jobwire__pb2.QueueSettingsReply.SerializeToString,
+            ),
+            'BulkJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkJobs,
+                    request_deserializer=jobwire_dot_v1_dot_jobwire__pb2.BulkJobsRequest.FromString,
+                    response_serializer=jobwire_dot_v1_dot_jobwire__pb2.BulkJobsReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'jobwire.v1.QueueService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('jobwire.v1.QueueService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class QueueService:
+    """Operators: pause and resume queues, set their limits, act on many jobs at once.
+    """
+
+    @staticmethod
+    def PauseQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwire.v1.QueueService/PauseQueue',
+            jobwire_dot_v1_dot_jobwire__pb2.PauseQueueRequest.SerializeToString,
+            jobwire_dot_v1_dot_jobwire__pb2.QueueState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwire.v1.QueueService/ResumeQueue',
+            jobwire_dot_v1_dot_jobwire__pb2.ResumeQueueRequest.SerializeToString,
+            jobwire_dot_v1_dot_jobwire__pb2.QueueState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueueSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwire.v1.QueueService/GetQueueSettings',
+            jobwire_dot_v1_dot_jobwire__pb2.GetQueueSettingsRequest.SerializeToString,
+            jobwire_dot_v1_dot_jobwire__pb2.QueueSettingsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutQueueSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwire.v1.QueueService/PutQueueSettings',
+            jobwire_dot_v1_dot_jobwire__pb2.PutQueueSettingsRequest.SerializeToString,
+            jobwire_dot_v1_dot_jobwire__pb2.QueueSettingsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobwire.v1.QueueService/BulkJobs',
+            jobwire_dot_v1_dot_jobwire__pb2.BulkJobsRequest.SerializeToString,
+            jobwire_dot_v1_dot_jobwire__pb2.BulkJobsReply.FromString,
             options,
             channel_credentials,
             insecure,

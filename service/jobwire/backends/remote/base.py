@@ -3,8 +3,9 @@
 A remote backend talks to a running Jobwire service, which owns the store: the service
 reclaims expired leases (workers need not sweep) and records workers as they lease. This
 base holds the one error map (a service's error code to its ``JobwireError``), the one
-long-poll loop that waits for a job to finish, the one in-process wake event, and what
-both read from a service URL.
+long-poll loop that waits for a job to finish, the one in-process wake event, the flow
+control reads and bulk operations (one call each: the service works in chunks), and
+what both read from a service URL.
 """
 
 import abc
@@ -17,11 +18,13 @@ from urllib.parse import SplitResult
 
 from jobwire import errors
 from jobwire.backends.base import Backend
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import Job
 
 WORKER_DETAILS = ("concurrency", "running", "host", "pid")
 LONG_POLL_CHUNK_S = 30.0  # one long poll; a longer wait is several
 BATCH = 1000  # the service's largest batch, page and lease
+BULK_TIMEOUT_S = 600.0  # one bulk call goes through every matching job (in chunks)
 ERRORS: dict[str, type[errors.JobwireError]] = {
     cls.code: cls
     for cls in (errors.JobNotFound, errors.InvalidJobState, errors.StaleLease,
@@ -49,6 +52,26 @@ class RemoteBackend(Backend, abc.ABC):
     @abc.abstractmethod
     async def poll_finished(self, job_id: str, wait_s: float) -> Job | None:
         """One long poll: the job once finished or after ``wait_s`` (``None``: gone)."""
+
+    @abc.abstractmethod
+    async def queue_settings(self) -> tuple[QueueSettings, bool]:
+        """The queue's limits and whether it is paused (one call)."""
+
+    @abc.abstractmethod
+    async def bulk_all(self, action: BulkAction, where: JobFilter) -> int:
+        """Apply ``action`` to every job ``where`` matches (one call); how many changed."""
+
+    async def settings(self) -> QueueSettings:
+        return (await self.queue_settings())[0]
+
+    async def is_paused(self) -> bool:
+        return (await self.queue_settings())[1]
+
+    async def bulk(
+        self, action: BulkAction, where: JobFilter, cursor: str | None, limit: int
+    ) -> tuple[int, str | None]:
+        """The whole filter in one call: the service goes through it in short chunks."""
+        return await self.bulk_all(action, where), None
 
     async def wait_finished(self, job_id: str, timeout_s: float | None) -> Job | None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s

@@ -23,23 +23,29 @@ from jobwire import errors
 from jobwire.backends.base import LeaseState, Outcome
 from jobwire.backends.remote.base import (
     BATCH,
+    BULK_TIMEOUT_S,
     RemoteBackend,
     bearer_token,
     bracketed_host,
     error_for,
 )
 from jobwire.backends.remote.stream import StreamClosed, WorkStream, hello_for
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
 from jobwire.v1.codec import (
+    BULK_ACTION_TO_PB,
     ERROR_CODE_KEY,
     LEASE_STATE_FROM_PB,
     STATUS_TO_PB,
     dumps,
+    filter_to_pb,
     job_from_pb,
     loads,
     outcome_to_pb,
+    settings_fields,
+    settings_to_pb,
     spec_from_job,
 )
 
@@ -177,6 +183,31 @@ class GrpcBackend(RemoteBackend):
             await self._call("DeleteJob", pb.DeleteJobRequest(job_id=job_id, queue=self.queue_name))
             return True
         return False
+
+    async def queue_settings(self) -> tuple[QueueSettings, bool]:
+        request = pb.GetQueueSettingsRequest(queue=self.queue_name)
+        reply = await self._call("GetQueueSettings", request)
+        return QueueSettings.from_dict(settings_fields(reply.settings)), reply.paused
+
+    async def put_settings(self, settings: QueueSettings) -> None:
+        message = settings_to_pb(settings.to_dict())
+        request = pb.PutQueueSettingsRequest(queue=self.queue_name, settings=message)
+        await self._call("PutQueueSettings", request)
+
+    async def set_paused(self, paused: bool) -> None:
+        if paused:
+            await self._call("PauseQueue", pb.PauseQueueRequest(queue=self.queue_name))
+        else:
+            await self._call("ResumeQueue", pb.ResumeQueueRequest(queue=self.queue_name))
+
+    async def bulk_all(self, action: BulkAction, where: JobFilter) -> int:
+        request = pb.BulkJobsRequest(
+            queue=self.queue_name,
+            action=BULK_ACTION_TO_PB[action],
+            filter=filter_to_pb(where.to_dict()),
+        )
+        reply = await self._call("BulkJobs", request, timeout_s=BULK_TIMEOUT_S)
+        return int(reply.count)
 
     async def _lease_unary(
         self, worker_id: str, max_jobs: int, wait_s: float
@@ -330,8 +361,9 @@ class _Channel:
             else:
                 self._channel = grpc.aio.insecure_channel(self.target)
             jobs = pb_grpc.JobServiceStub(self._channel)
+            queues = pb_grpc.QueueServiceStub(self._channel)
             work = pb_grpc.WorkerServiceStub(self._channel)
-            self._stubs = {**vars(jobs), **vars(work)}
+            self._stubs = {**vars(jobs), **vars(queues), **vars(work)}
         return self._channel
 
     def stub(self, method: str) -> Any:

@@ -19,11 +19,13 @@ from jobwire import errors
 from jobwire.backends.base import LeaseState, Outcome
 from jobwire.backends.remote.base import (
     BATCH,
+    BULK_TIMEOUT_S,
     RemoteBackend,
     bearer_token,
     bracketed_host,
     error_for,
 )
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 
@@ -162,6 +164,25 @@ class HttpBackend(RemoteBackend):
             return True
         return False
 
+    @property
+    def _queue_path(self) -> str:
+        return f"/v1/queues/{self.queue_name}"
+
+    async def queue_settings(self) -> tuple[QueueSettings, bool]:
+        reply = await self._call("GET", f"{self._queue_path}/settings")
+        return QueueSettings.from_dict(reply["settings"]), bool(reply["paused"])
+
+    async def put_settings(self, settings: QueueSettings) -> None:
+        await self._call("PUT", f"{self._queue_path}/settings", json=settings.to_dict())
+
+    async def set_paused(self, paused: bool) -> None:
+        await self._call("POST", f"{self._queue_path}/{'pause' if paused else 'resume'}")
+
+    async def bulk_all(self, action: BulkAction, where: JobFilter) -> int:
+        path = f"{self._queue_path}/jobs/{action.value}"
+        reply = await self._call("POST", path, json=where.to_dict(), timeout_s=BULK_TIMEOUT_S)
+        return int(reply["count"])
+
     async def lease_or_wait(
         self, worker_id: str, max_jobs: int, wait_s: float, stop: asyncio.Event | None = None
     ) -> tuple[list[Job], float | None]:
@@ -281,8 +302,9 @@ def _request_for(job: Job) -> dict[str, Any]:
     return {name: value for name, value in body.items() if value is not None}
 
 
-_OPTION_FIELDS = ("function", "kwargs", "id", "key", "timeout", "retries", "ttl", "heartbeat",
-                  "scheduled", "retry_delay", "retry_backoff", "priority")  # fmt: skip
+_OPTION_FIELDS = ("function", "kwargs", "id", "key", "concurrency_key", "timeout", "retries",
+                  "ttl", "heartbeat", "scheduled", "retry_delay", "retry_backoff",
+                  "priority")  # fmt: skip
 
 
 def _outcome_body(outcome: Outcome) -> dict[str, Any]:

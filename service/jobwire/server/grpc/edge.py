@@ -2,7 +2,9 @@
 
 Every call's ``authorization: Bearer <token>`` metadata is checked against the same
 tokens and roles as REST (UNAUTHENTICATED / PERMISSION_DENIED); health checks and
-reflection are open, as ``/healthz`` and ``/openapi.json`` are. Handlers raise
+reflection are open, as ``/healthz`` and ``/openapi.json`` are. A call whose permission
+depends on what it asks (``BulkJobs``: its action) is checked again once its request is
+read. Handlers raise
 ``JobwireError``s (or ``ValueError`` for bad input); the edge turns them into statuses
 once (``grpc_errors``), and counts every call by method and code. When the service
 starts stopping, response streams (but ``Work``, which drains) end with UNAVAILABLE.
@@ -18,12 +20,14 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import grpc
 
 from jobwire.errors import JobwireError
-from jobwire.server.auth import Authenticator, Permission
+from jobwire.server.auth import BULK_PERMISSIONS, Authenticator, Permission
 from jobwire.server.grpc.errors import ServiceStopping, abort_with
 from jobwire.server.metrics import Metrics
+from jobwire.v1.codec import BULK_ACTION_FROM_PB
 
 _JOBS = "/jobwire.v1.JobService/"
 _WORK = "/jobwire.v1.WorkerService/"
+_QUEUES = "/jobwire.v1.QueueService/"
 PERMISSIONS: dict[str, Permission] = {
     **{_JOBS + m: Permission.ENQUEUE for m in ("Enqueue", "EnqueueBatch", "Apply")},
     **{
@@ -32,6 +36,22 @@ PERMISSIONS: dict[str, Permission] = {
     },
     **{_JOBS + m: Permission.CONTROL for m in ("AbortJob", "RetryJob")},
     _JOBS + "DeleteJob": Permission.DELETE,
+    **{
+        _QUEUES + m: Permission.CONFIGURE for m in ("PauseQueue", "ResumeQueue", "PutQueueSettings")
+    },
+    _QUEUES + "GetQueueSettings": Permission.READ,
+    _QUEUES + "BulkJobs": Permission.CONTROL,  # the least any action needs; then its own
+}
+
+
+def _bulk_permission(request: Any) -> Permission | None:
+    action = BULK_ACTION_FROM_PB.get(request.action)
+    return BULK_PERMISSIONS[action] if action is not None else None  # none: refused later
+
+
+# Calls that may need more, depending on the request: what a request needs.
+REQUEST_PERMISSIONS: dict[str, Callable[[Any], Permission | None]] = {
+    _QUEUES + "BulkJobs": _bulk_permission,
 }
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 DRAINING_STREAMS = frozenset({_WORK + "Work"})  # not cut at stop: they drain
@@ -42,6 +62,7 @@ if TYPE_CHECKING:
 else:
     Handler = grpc.RpcMethodHandler  # generic only in the type stubs
 Context = grpc.aio.ServicerContext[Any, Any]
+Guard = Callable[[Any], None]  # raises unless the caller may make this request
 
 
 def permission_for(method: str) -> Permission | None:
@@ -77,6 +98,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             return None
         method = handler_call_details.method
         refusal: JobwireError | None = None
+        guard: Guard | None = None
         permission = permission_for(method)
         if permission is not None and self._auth.enabled:
             header = _header(handler_call_details.invocation_metadata, "authorization")
@@ -84,9 +106,23 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
                 self._auth.check(header, permission)
             except JobwireError as exc:
                 refusal = exc
+            guard = self._guard(method, header)
         stopping = None if method in DRAINING_STREAMS else self._stopping
         recorder = _Recorder(self._metrics, method.rpartition("/")[2], stopping)
-        return _wrap(handler, recorder, refusal)
+        return _wrap(handler, recorder, refusal, guard)
+
+    def _guard(self, method: str, header: str | None) -> Guard | None:
+        """The check of a request ``method`` needs beyond its permission (``None``: none)."""
+        needs = REQUEST_PERMISSIONS.get(method)
+        if needs is None:
+            return None
+
+        def check(request: Any) -> None:
+            permission = needs(request)
+            if permission is not None:
+                self._auth.check(header, permission)
+
+        return check
 
 
 class _Recorder:
@@ -118,7 +154,9 @@ class _Recorder:
         self.metrics.grpc_call(self.method, code, time.perf_counter() - started)
 
 
-def _wrap(handler: Handler, recorder: _Recorder, refusal: JobwireError | None) -> Handler:
+def _wrap(
+    handler: Handler, recorder: _Recorder, refusal: JobwireError | None, guard: Guard | None
+) -> Handler:
     """A handler of the same kind whose behaviour goes through ``recorder``."""
     kinds = (
         ("unary_unary", grpc.unary_unary_rpc_method_handler),
@@ -136,7 +174,7 @@ def _wrap(handler: Handler, recorder: _Recorder, refusal: JobwireError | None) -
             if inspect.isasyncgenfunction(behaviour):
                 wrapped = _streaming(behaviour, recorder, refusal)
             else:
-                wrapped = _unary(behaviour, recorder, refusal)
+                wrapped = _unary(behaviour, recorder, refusal, guard)
             return make(
                 wrapped,
                 request_deserializer=handler.request_deserializer,
@@ -146,13 +184,18 @@ def _wrap(handler: Handler, recorder: _Recorder, refusal: JobwireError | None) -
 
 
 def _unary(
-    behaviour: Callable[..., Any], recorder: _Recorder, refusal: JobwireError | None
+    behaviour: Callable[..., Any],
+    recorder: _Recorder,
+    refusal: JobwireError | None,
+    guard: Guard | None = None,
 ) -> Callable[[Any, Context], Awaitable[Any]]:
     async def run(request: Any, context: Context) -> Any:
         started = time.perf_counter()
         try:
             if refusal is not None:
                 await _refuse(refusal, request, recorder)
+            if guard is not None:
+                guard(request)
             response = await _unless_stopping(behaviour(request, context), recorder.stopping)
         except BaseException as exc:
             await recorder.fail(context, exc, started)

@@ -14,7 +14,7 @@ from jobwire.server.core import ServiceCore
 from jobwire.server.schemas import EnqueueRequest
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1 import jobwire_pb2_grpc as pb_grpc
-from jobwire.v1.codec import STATUS_FROM_PB, dumps, job_to_pb, spec_fields
+from jobwire.v1.codec import STATUS_FROM_PB, dumps, job_to_pb, settings_to_pb, spec_fields
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEADLINE_MARGIN_S = 0.2  # answer this long before the caller's deadline
@@ -74,6 +74,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
             request.queue,
             status=STATUS_FROM_PB.get(request.status) if request.status else None,
             function=request.function or None,
+            key_prefix=request.key_prefix or None,
             limit=request.page_size or 100,
             cursor=request.page_token or None,
         )
@@ -92,6 +93,8 @@ class JobServicer(pb_grpc.JobServiceServicer):
             counts=info["counts"],
             workers=workers,
             finished_per_s=info["finished_per_s"],
+            paused=info["paused"],
+            settings=settings_to_pb(info["settings"]),
         )
 
     async def ListQueues(

@@ -1,8 +1,8 @@
 """``create_grpc_server``: the gRPC half of the service, on the REST app's ServiceCore.
 
 One grpc.aio server in the same event loop as uvicorn, sharing the backend and its
-connection pool: ``jobwire.v1.JobService`` and ``WorkerService`` behind the edge
-interceptor (tokens, errors, metrics), ``grpc.health.v1.Health`` (SERVING while the
+connection pool: ``jobwire.v1.JobService``, ``QueueService`` and ``WorkerService`` behind
+the edge interceptor (tokens, errors, metrics), ``grpc.health.v1.Health`` (SERVING while the
 store answers) and server reflection. TLS when the settings have a certificate.
 """
 
@@ -18,6 +18,7 @@ from jobwire.server.auth import Authenticator
 from jobwire.server.core import ServiceCore
 from jobwire.server.grpc.edge import EdgeInterceptor
 from jobwire.server.grpc.jobs import JobServicer
+from jobwire.server.grpc.queues import QueueServicer
 from jobwire.server.grpc.session import WorkHub
 from jobwire.server.grpc.work import WorkerServicer
 from jobwire.server.settings import Settings
@@ -52,6 +53,7 @@ class GrpcServer:
             options=[("grpc.max_receive_message_length", settings.max_body_bytes)],
         )
         pb_grpc.add_JobServiceServicer_to_server(JobServicer(core), self._server)
+        pb_grpc.add_QueueServiceServicer_to_server(QueueServicer(core), self._server)
         pb_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(core, self.hub), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(

@@ -12,12 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobwire.job import Status
+from jobwire.server.schemas import QueueSettingsBody
 
 LeaseStateName = Literal["active", "aborting", "lost"]
 
 JOB_EXAMPLE: dict[str, Any] = {
     "id": "8c1f6f0e5a7b4c2d9e3f1a2b3c4d5e6f", "function": "send_welcome_email",
-    "kwargs": {"user_id": 1}, "queue": "emails", "key": "welcome-1", "status": "queued",
+    "kwargs": {"user_id": 1}, "queue": "emails", "key": "welcome-1", "concurrency_key": None,
+    "status": "queued",
     "priority": 0, "timeout": None, "heartbeat": 0, "retries": 2, "attempts": 0, "ttl": 600,
     "scheduled": 0, "retry_delay": 0.0, "retry_backoff": False, "progress": 0.0, "meta": {},
     "result": None, "error": None, "created": 1764400000.0, "queued": 1764400000.0,
@@ -43,6 +45,7 @@ class Job(BaseModel):  # type: ignore[no-redef]  # (pydantic plugin: a field "kw
     kwargs: dict[str, Any]
     queue: str
     key: str | None = Field(description="Deduplication key while the job is live.")
+    concurrency_key: str | None = Field(description="Groups jobs for the per-key limits.")
     status: Status
     priority: int
     timeout: float | None = Field(description="Seconds before the worker cancels the task.")
@@ -128,6 +131,45 @@ class QueueInfo(BaseModel):
     scheduled: int
     workers: list[WorkerSeen]
     finished_per_s: float = Field(description="Jobs finished per second, last five minutes.")
+    paused: bool = Field(description="No job of it is leased while paused.")
+    settings: QueueSettingsBody = Field(description="Its limits (unset: no limit).")
+
+
+class QueueState(BaseModel):
+    """Whether a queue is paused."""
+
+    queue: str
+    paused: bool
+
+
+class QueueSettingsResult(BaseModel):
+    """A queue's limits and whether it is paused."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "queue": "emails",
+                    "paused": False,
+                    "settings": {
+                        "max_active": 5,
+                        "rate": {"limit": 100, "period_s": 1.0},
+                        "functions": {"send": {"max_active": 2}},
+                    },
+                }
+            ]
+        }
+    )
+
+    queue: str
+    paused: bool
+    settings: QueueSettingsBody = Field(description="Its limits as stored (unset: no limit).")
+
+
+class BulkResult(BaseModel):
+    """What a bulk operation changed."""
+
+    count: int = Field(description="Jobs retried, deleted or aborted.")
 
 
 class LeaseResult(BaseModel):

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from jobwire.job import JOB_ID_PATTERN, NAME_PATTERN, Job, Status
+from jobwire.job import JOB_ID_PATTERN, LIMITS, NAME_PATTERN, Job, Status
 from jobwire.server.auth import Permission, require
 from jobwire.server.core import MAX_PAGE, ServiceCore
 from jobwire.server.rest import contract as c
@@ -205,7 +205,8 @@ async def list_queues(request: Request) -> JsonResponse:
     dependencies=[Depends(require(Permission.READ))],
 )
 async def queue_info(queue: QueueName, request: Request) -> JsonResponse:
-    """Counts per status and the workers seen in the last minute."""
+    """Counts per status, the workers seen in the last minute, recent throughput, whether
+    it is paused and its limits."""
     return JsonResponse(await core_of(request).queue_info(queue))
 
 
@@ -220,16 +221,21 @@ async def list_jobs(
     queue: QueueName,
     request: Request,
     status: Status | None = None,
-    function: Annotated[str | None, Query(max_length=200)] = None,
+    function: Annotated[str | None, Query(max_length=LIMITS.function_chars)] = None,
+    key_prefix: Annotated[
+        str | None,
+        Query(max_length=LIMITS.key_chars, description="Only jobs whose `key` starts with it."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,7}$")] = None,
 ) -> JsonResponse:
     """A page of jobs; pass ``next_cursor`` back as ``cursor`` for the next page.
 
     The cursor is an offset: deep pages cost more (fine for browsing, not for bulk
-    export). With ``function``, the first 10,000 jobs of the status index are scanned.
+    export). With ``function`` or ``key_prefix``, the first 10,000 jobs of the status
+    index are scanned.
     """
     jobs, next_cursor = await core_of(request).list_jobs(
-        queue, status=status, function=function, limit=limit, cursor=cursor
+        queue, status=status, function=function, key_prefix=key_prefix, limit=limit, cursor=cursor
     )
     return JsonResponse({"jobs": [job_body(j) for j in jobs], "next_cursor": next_cursor})
