@@ -20,8 +20,9 @@ from chart_render import (
     render,
 )
 
-from jobwire.flow import QueueSettings
+from jobwire.flow import Rate
 from jobwire.server.auth import Role, parse_tokens
+from jobwire.server.settings import QUEUE_SETUPS
 
 pytestmark = pytest.mark.xdist_group("chart-render")  # each render once
 
@@ -330,8 +331,11 @@ def test_queues_become_the_services_jobwire_queues(
     env = container_env(everything, containers(everything.get("Deployment", NAME))[0])
     queues = json.loads(env["JOBWIRE_QUEUES"])
     assert queues == VALUE_SETS["everything"]["queues"]
-    for entry in queues.values():  # each passes the SDK's own check
-        QueueSettings.from_dict({key: value for key, value in entry.items() if key != "paused"})
+    setups = QUEUE_SETUPS.validate_json(env["JOBWIRE_QUEUES"])  # as `jobwire serve` reads it
+    emails = setups["emails"].to_settings()
+    assert (emails.max_active, emails.rate_per_key) == (20, Rate(limit=5, period_s=0.5))
+    assert emails.functions["send_welcome_email"].rate == Rate(limit=50, period_s=1.0)
+    assert (setups["reports"].paused, setups["reports"].has_limits) == (True, False)
     # A change of limits changes the pods' config checksum: they restart and apply it.
     changed = render({**VALUE_SETS["everything"], "queues": {"emails": {"max_active": 1}}})
     annotations = [
