@@ -5,7 +5,7 @@ PYTHON ?= python3
 REDIS_PORT ?= 6379
 
 .PHONY: install install-dev lock run worker test test-quick lint bench bench-service proto openapi \
-	redis-binary redis-up postgres-binary go-toolchain node-binary wrk-binary chromium
+	redis-binary redis-up postgres-binary pgbouncer-binary go-toolchain node-binary wrk-binary chromium
 
 # Two installs, each from its lockfile (requirements/*.txt, pinned with hashes; `make lock`
 # rewrites them from pyproject.toml): `install` is what `make run` / `make worker` run
@@ -79,6 +79,13 @@ postgres-binary:
 		echo "PostgreSQL server binaries not found: installing them with apt-get"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
+# The PgBouncer conformance row (tests/conftest.py) starts its own pgbouncer in front of the
+# test PostgreSQL; Debian installs the binary in /usr/sbin. Install it if it is missing.
+pgbouncer-binary:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
+		echo "pgbouncer not found: installing it with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer; }
+
 # For `make run`: a local Redis on REDIS_PORT unless one already answers there.
 redis-up: redis-binary
 	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || \
@@ -93,11 +100,11 @@ worker: install
 	$(BIN)/jobwire worker examples.tasks.settings
 
 # pytest's addopts (pyproject.toml) run the tests in pytest-xdist workers.
-test: install-dev redis-binary postgres-binary go-toolchain node-binary chromium lint
+test: install-dev redis-binary postgres-binary pgbouncer-binary go-toolchain node-binary chromium lint
 	$(BIN)/pytest
 
 # The quick run: no lint, no tests marked slow.
-test-quick: install-dev redis-binary postgres-binary
+test-quick: install-dev redis-binary postgres-binary pgbouncer-binary
 	$(BIN)/pytest -m "not slow"
 
 lint: install-dev

@@ -12,8 +12,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -280,6 +281,130 @@ def postgres_url(pytestconfig: pytest.Config) -> Iterator[str]:
         return
     with postgres_server() as url:
         yield url
+
+
+PGBOUNCER_START_DEADLINE_S = 10.0
+
+
+def _pgbouncer_binary() -> str:
+    """Debian installs it in /usr/sbin, which is not on every user's PATH.
+
+    Raises:
+        RuntimeError: It is not installed.
+    """
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError("pgbouncer not found; install it (`make pgbouncer-binary`)")
+    return binary
+
+
+def _pgbouncer_config(postgres_url: str, port: int, tmp: str, pool_size: int) -> str:
+    """pgbouncer.ini: transaction pooling on ``port`` in front of ``postgres_url``'s server,
+    any client let in and logged in as that URL's user."""
+    server = urlsplit(postgres_url)
+    login = f"host={server.hostname} port={server.port or 5432} user={server.username}"
+    if server.password:
+        login += f" password={server.password}"
+    settings = {
+        "listen_addr": "127.0.0.1",
+        "listen_port": str(port),
+        "unix_socket_dir": "",
+        "auth_type": "any",
+        "pool_mode": "transaction",
+        "default_pool_size": str(pool_size),
+        "max_client_conn": "1000",
+        "pidfile": os.path.join(tmp, "pgbouncer.pid"),
+    }
+    lines = ["[databases]", f"* = {login}", "[pgbouncer]"]
+    lines += [f"{name} = {value}" for name, value in settings.items()]
+    path = os.path.join(tmp, "pgbouncer.ini")
+    with open(path, "w", encoding="utf-8") as config:
+        config.write("\n".join(lines) + "\n")
+    return path
+
+
+def _wait_for_listen(proc: subprocess.Popen[bytes], port: int, log_path: str) -> None:
+    """Block until something accepts connections on ``port``.
+
+    Raises:
+        RuntimeError: The process exited, or did not listen within the deadline.
+    """
+    deadline = time.monotonic() + PGBOUNCER_START_DEADLINE_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            with open(log_path, encoding="utf-8", errors="replace") as log:
+                output = log.read()
+            raise RuntimeError(f"pgbouncer exited with code {proc.returncode}:\n{output}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"pgbouncer did not listen on 127.0.0.1:{port} in time")
+
+
+@contextlib.contextmanager
+def pgbouncer_server(postgres_url: str, pool_size: int = 20) -> Iterator[str]:
+    """A private PgBouncer in transaction mode in front of ``postgres_url``'s server, on a
+    free port, with ``pool_size`` server connections per database; its URL (same user and
+    database). pgbouncer refuses to run as root: then it runs as the server's user.
+
+    Raises:
+        RuntimeError: There is no pgbouncer binary, or it did not start.
+    """
+    binary = _pgbouncer_binary()
+    user = _postgres_user()
+    with tempfile.TemporaryDirectory(prefix="jobwire-pgbouncer-") as tmp:
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(tmp, entry.pw_uid, entry.pw_gid)
+        for attempt in range(3):  # a port taken before pgbouncer binds it: another one
+            port = _free_port()
+            config = _pgbouncer_config(postgres_url, port, tmp, pool_size)
+            log_path = os.path.join(tmp, "pgbouncer.log")
+            with open(log_path, "wb") as log:  # it logs to stderr
+                proc = subprocess.Popen(
+                    [binary, config], stdout=log, stderr=subprocess.STDOUT, user=user
+                )
+            try:
+                _wait_for_listen(proc, port, log_path)
+                break
+            except RuntimeError:
+                proc.kill()
+                proc.wait(timeout=5)
+                if attempt == 2:
+                    raise
+        server = urlsplit(postgres_url)
+        try:
+            yield urlunsplit(server._replace(netloc=f"{server.username}@127.0.0.1:{port}"))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(postgres_url: str) -> Iterator[str]:
+    """URL of a PgBouncer in transaction mode in front of the tests' PostgreSQL, started
+    for this process's session (a plain URL: no Jobwire options)."""
+    with pgbouncer_server(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture
+def start_pgbouncer() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``pgbouncer_server``, for a test that needs a PgBouncer of its own (a pool size of
+    its own): ``with start_pgbouncer(postgres_url, pool_size=2) as url: ...``."""
+    return pgbouncer_server
+
+
+@pytest.fixture
+def pgbouncer_queue_url(pgbouncer_url: str, postgres_url: str) -> str:
+    """The queue URL of the store through PgBouncer: no prepared statements, and LISTEN
+    on a direct connection."""
+    options = urlencode({"prepared_statements": "false", "listen_url": postgres_url})
+    return f"{pgbouncer_url}{'&' if '?' in pgbouncer_url else '?'}{options}"
 
 
 # Under pytest-xdist the controller starts the servers once and hands their addresses to

@@ -18,10 +18,11 @@ import time
 import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import orjson
 
+from jobwire.backends import redact_url
 from jobwire.errors import Forbidden, InvalidJobState, JobNotFound, JobwireError, Unauthenticated
 from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import Job, Status
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def explain(exc: BaseException, args: argparse.Namespace) -> str:
     """One line for a failure: what went wrong and, where it helps, what to do."""
-    url = _redacted(getattr(args, "url", None) or getattr(args, "backend", None) or "")
+    url = redact_url(getattr(args, "url", None) or getattr(args, "backend", None) or "")
     name = type(exc).__name__
     if isinstance(exc, CliError):
         return str(exc)
@@ -431,16 +432,6 @@ def _print(value: Any) -> None:
     print(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
-def _redacted(url: str) -> str:
-    """The URL without its password or token."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _serve(args: argparse.Namespace) -> int:
     try:
         from pydantic import ValidationError
@@ -483,7 +474,7 @@ def _serve(args: argparse.Namespace) -> int:
     if scheme not in STORE_SCHEMES:
         print(
             f"jobwire serve: the backend must be a store the service owns: redis://, "
-            f"rediss://, postgresql://, or sqlite:///path.db; got {_redacted(settings.backend)!r}",
+            f"rediss://, postgresql://, or sqlite:///path.db; got {redact_url(settings.backend)!r}",
             file=sys.stderr,
         )
         return 2

@@ -1,7 +1,8 @@
 """Fixtures shared by the conformance suite.
 
 Every test here runs once per queue implementation listed in ``IMPLEMENTATIONS``: each
-store directly, and the service over each store through both of its APIs. Each test gets a
+store directly (PostgreSQL also through PgBouncer in transaction mode), and the service over
+each store through both of its APIs. Each test gets a
 freshly named queue, so tests never see each other's jobs.
 """
 
@@ -29,6 +30,7 @@ IMPLEMENTATIONS: dict[str, tuple[str, Via]] = {
     "redis": ("conformance_redis_url", "store"),
     "postgres": ("postgres_url", "store"),
     "sqlite": ("sqlite_url", "store"),
+    "pgbouncer": ("pgbouncer_queue_url", "store"),
     "http-redis": ("redis_service", "http"),
     "http-postgres": ("postgres_service", "http"),
     "http-sqlite": ("sqlite_service", "http"),
@@ -55,7 +57,17 @@ def unique_queue_name() -> str:
     return f"t-{uuid4().hex[:12]}"
 
 
-@pytest.fixture(params=list(IMPLEMENTATIONS))
+# Rows left out of the quick run (``-m "not slow"``): "pgbouncer" is the postgres row again
+# through one more hop; tests/postgres/test_pg_pgbouncer.py covers what that hop changes.
+SLOW_ROWS = {"pgbouncer"}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(row, marks=pytest.mark.slow) if row in SLOW_ROWS else row
+        for row in IMPLEMENTATIONS
+    ]
+)
 def queue_url(request: pytest.FixtureRequest) -> str:
     """URL of the queue implementation under test."""
     fixture, via = IMPLEMENTATIONS[request.param]

@@ -18,6 +18,7 @@ PENDING_ROWS = {
     "redis",
     "postgres",
     "sqlite",
+    "pgbouncer",
 }
 
 

@@ -1,6 +1,7 @@
 """Backends are chosen by URL scheme and imported lazily (each may need its own driver)."""
 
 import importlib
+import re
 from urllib.parse import urlsplit
 
 from jobwire.backends.base import Backend
@@ -20,6 +21,16 @@ _BACKENDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# "://user:secret@" anywhere in the text: the URL's own and any URL in its options
+_USERINFO_SECRET = re.compile(r"(://[^:/@?#&]*):[^@/?#&]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without passwords or tokens (also those of URLs in its query, such as
+    PostgreSQL's ``listen_url``), for logs and error messages."""
+    return _USERINFO_SECRET.sub(r"\1:***@", url)
+
+
 def backend_from_url(url: str, queue_name: str, *, lease_s: float) -> Backend:
     """Create the backend for ``url``.
 
@@ -31,7 +42,8 @@ def backend_from_url(url: str, queue_name: str, *, lease_s: float) -> Backend:
     if scheme not in _BACKENDS:
         supported = ", ".join(f"{name}://" for name in sorted(_BACKENDS))
         raise ValueError(
-            f"unsupported queue URL scheme {scheme!r} in {url!r}; use one of: {supported}"
+            f"unsupported queue URL scheme {scheme!r} in {redact_url(url)!r}; "
+            f"use one of: {supported}"
         )
     module_name, class_name, extra = _BACKENDS[scheme]
     try:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from jobwire import __version__
+from jobwire.backends import redact_url
 from jobwire.server.auth import Authenticator
 from jobwire.server.core import ServiceCore
 from jobwire.server.metrics import Metrics
@@ -51,7 +52,7 @@ def create_app(settings: Settings, *, core: ServiceCore | None = None) -> FastAP
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(service.sweep_forever(settings.sweep_interval_s))
-        logger.info("serving backend %s", _redact(settings.backend))
+        logger.info("serving backend %s", redact_url(settings.backend))
         try:
             yield
         finally:
@@ -82,13 +83,3 @@ def create_app(settings: Settings, *, core: ServiceCore | None = None) -> FastAP
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware, metrics=service.metrics)
     return app
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for logs."""
-    head, sep, tail = url.rpartition("@")
-    if not sep:
-        return url
-    scheme, _, userinfo = head.partition("://")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{tail}"

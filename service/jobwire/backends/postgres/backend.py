@@ -12,7 +12,13 @@ Wake-ups and job events are ``NOTIFY``s on per-queue channels, heard on one dedi
 ``LISTEN`` connection per store (``listen``).
 
 URL: ``postgres://``, ``postgresql://`` or ``postgresql+asyncpg://``, anything asyncpg
-accepts, plus ``pool_size=N`` (default 10) in the query string.
+accepts, plus Jobwire's query options (``connect``): ``pool_size=N`` (default 10), and for a
+pooler in transaction mode such as PgBouncer, ``prepared_statements=false`` and
+``listen_url=<a direct URL>``, e.g.
+``postgresql://u@bouncer:6432/db?prepared_statements=false&listen_url=postgresql://u@db:5432/db``.
+No statement leaves session state behind (migrations take a transaction-scoped advisory
+lock, notifications are sent inside each statement's transaction), so with those two
+options every transaction may run on another server session.
 """
 
 import asyncio
@@ -21,7 +27,6 @@ import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -29,11 +34,16 @@ import orjson
 from jobwire.backends.base import Backend, LeaseState, Outcome
 from jobwire.backends.codec import error_json, job_from_row
 from jobwire.backends.postgres import sql
+from jobwire.backends.postgres.connect import (
+    ConnectOptions,
+    open_listen_connection,
+    open_pool,
+    parse_options,
+)
 from jobwire.backends.postgres.listen import Listener, QueueEvents
 from jobwire.errors import InvalidJobState
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
-DEFAULT_POOL_SIZE = 10
 logger = logging.getLogger("jobwire.postgres")
 _WORKER_SEEN_S = 60.0
 # A connection the server dropped (terminated, restarted) or left in a broken state: it
@@ -45,44 +55,32 @@ _CONNECTION_LOST = (
     ConnectionResetError,
 )
 _PURGE_LIMIT = 10_000  # finished jobs past their ttl deleted per sweep, at most
-_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg"}
 
 
 def parse_url(url: str) -> tuple[str, int]:
-    """Split a queue URL into the DSN asyncpg takes and the pool size.
+    """Split a queue URL into the DSN asyncpg takes and the pool size (``parse_options``
+    reads every option).
 
     Raises:
-        ValueError: Not a PostgreSQL URL, or a bad ``pool_size``.
+        ValueError: Not a PostgreSQL URL, or a bad option value.
     """
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in _SCHEMES:
-        raise ValueError(f"not a PostgreSQL URL: {url!r}")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    sizes = [value for name, value in query if name == "pool_size"]
-    try:
-        pool_size = int(sizes[-1]) if sizes else DEFAULT_POOL_SIZE
-    except ValueError:
-        raise ValueError(f"pool_size must be an integer, got {sizes[-1]!r}") from None
-    if pool_size < 1:
-        raise ValueError(f"pool_size must be >= 1, got {pool_size}")
-    rest = urlencode([(name, value) for name, value in query if name != "pool_size"])
-    return urlunsplit(parts._replace(scheme="postgresql", query=rest)), pool_size
+    options = parse_options(url)
+    return options.dsn, options.pool_size
 
 
 class _Store:
     """What sibling backends share: the pool, the LISTEN connection, the migrated schema."""
 
-    def __init__(self, dsn: str, pool_size: int, pool: asyncpg.Pool | None) -> None:
-        self.dsn = dsn
-        self.pool_size = pool_size
-        self.listener = Listener(self._connect)
+    def __init__(self, options: ConnectOptions, pool: asyncpg.Pool | None) -> None:
+        self.options = options
+        self.listener = Listener(self._connect_listener)
         self._pool = pool
         self._owns_pool = pool is None
         self._ready = False
         self._lock = asyncio.Lock()
 
-    async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(self.dsn)
+    async def _connect_listener(self) -> asyncpg.Connection:
+        return await open_listen_connection(self.options)
 
     async def pool(self) -> asyncpg.Pool:
         """The pool, created (and the schema migrated) on first use."""
@@ -90,9 +88,7 @@ class _Store:
             return self._pool
         async with self._lock:
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=1, max_size=self.pool_size
-                )
+                self._pool = await open_pool(self.options)
             if not self._ready:
                 async with self._pool.acquire() as conn:
                     await sql.migrate(conn)
@@ -115,8 +111,12 @@ class PostgresBackend(Backend):
     cancel in the background (``detach_on_timeout``).
 
     Args:
-        url: ``postgres://``, ``postgresql://`` or ``postgresql+asyncpg://`` URL; the
-            query option ``pool_size`` (default 10) sizes the connection pool.
+        url: ``postgres://``, ``postgresql://`` or ``postgresql+asyncpg://`` URL, with
+            Jobwire's query options: ``pool_size`` (default 10) sizes the connection pool;
+            ``prepared_statements=false`` (default true) keeps no named prepared statements
+            nor session state, for a pooler in transaction mode (PgBouncer); ``listen_url``
+            (default: ``url``) is the server to LISTEN on, directly (a transaction pooler
+            cannot carry LISTEN).
         queue_name: The queue.
         lease_s: Default lease for jobs with ``heartbeat == 0``.
         pool: An asyncpg pool to use instead of creating one (the caller closes it).
@@ -134,8 +134,7 @@ class PostgresBackend(Backend):
     ) -> None:
         super().__init__(queue_name, lease_s=lease_s)
         self.url = url
-        dsn, pool_size = parse_url(url)
-        self._store = _Store(dsn, pool_size, pool)
+        self._store = _Store(parse_options(url), pool)
         self._owns_store = True
         self._events = QueueEvents(self._store.listener, queue_name)
         self._registered = False
