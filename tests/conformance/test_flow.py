@@ -17,8 +17,11 @@ from jobwire.backends.base import Outcome
 PENDING_ROWS = {
     "redis",
     "postgres",
-    "sqlite",
     "pgbouncer",
+    "http-redis",
+    "http-postgres",
+    "grpc-redis",
+    "grpc-postgres",
 }
 
 

@@ -107,3 +107,46 @@ async def _complete_one(url: str, queue_name: str) -> None:
 
 def _completed(job: Job, result: Any) -> Outcome:
     return Outcome(job.id, job.lease or "", Status.COMPLETE, result=result)
+
+
+def run_timed_worker(
+    url: str, queue_name: str, runs_path: str, stop: multiprocessing.synchronize.Event
+) -> None:
+    """Work the queue until ``stop`` is set, recording when each run starts and ends."""
+    asyncio.run(_work_timed(url, queue_name, runs_path, stop))
+
+
+async def _work_timed(
+    url: str, queue_name: str, runs_path: str, stop: multiprocessing.synchronize.Event
+) -> None:
+    runs = sqlite3.connect(runs_path, timeout=30, isolation_level=None)
+
+    async def timed(ctx: dict[str, Any]) -> None:
+        started = time.time()
+        await asyncio.sleep(JOB_S * 2)
+        runs.execute(
+            "INSERT INTO runs (job_id, started, ended) VALUES (?, ?, ?)",
+            (ctx["job"].id, started, time.time()),
+        )
+
+    queue = Queue.from_url(url, name=queue_name, lease_s=10)
+    worker = Worker(queue, [timed], concurrency=8, handle_signals=False, shutdown_grace_s=5)
+    running = asyncio.create_task(worker.start())
+    await asyncio.to_thread(stop.wait)
+    await worker.stop()
+    await running
+    await queue.close()
+    runs.close()
+
+
+def resume_later(url: str, queue_name: str, delay_s: float, results: "ProcessQueue[float]") -> None:
+    """After ``delay_s``, resume the queue; report when."""
+    results.put(asyncio.run(_resume_later(url, queue_name, delay_s)))
+
+
+async def _resume_later(url: str, queue_name: str, delay_s: float) -> float:
+    async with Queue.from_url(url, name=queue_name) as queue:
+        await queue.connect()
+        await asyncio.sleep(delay_s)
+        await queue.resume()
+        return time.time()

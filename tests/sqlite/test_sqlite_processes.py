@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 import sqlite_children
 
-from jobwire import Job, Queue, Status
+from jobwire import Job, Queue, QueueSettings, Status
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +149,82 @@ async def test_wait_hears_a_job_finished_by_another_process(
     assert done.status is Status.COMPLETE
     assert done.result == "done"
     assert returned_at - done.completed < CROSS_PROCESS_LAG_S
+
+
+async def test_max_active_holds_across_worker_processes(
+    queue: Queue, db_url: str, tmp_path: Path, children: list[multiprocessing.process.BaseProcess]
+) -> None:
+    await queue.configure(QueueSettings(max_active=3))
+    runs_path = str(tmp_path / "runs.db")
+    with sqlite3.connect(runs_path) as runs:
+        runs.execute("CREATE TABLE runs (job_id TEXT NOT NULL, started REAL, ended REAL)")
+    await queue.enqueue_many([Job("timed") for _ in range(60)])
+    stop = SPAWN.Event()
+    for _ in range(2):
+        child = SPAWN.Process(
+            target=sqlite_children.run_timed_worker, args=(db_url, queue.name, runs_path, stop)
+        )
+        child.start()
+        children.append(child)
+
+    async def all_complete() -> bool:
+        return (await queue.info())["counts"]["complete"] == 60
+
+    await _until(60, all_complete)
+    stop.set()
+    for child in children:
+        await asyncio.to_thread(child.join, 15)
+        assert child.exitcode == 0
+    with sqlite3.connect(runs_path) as runs:
+        spans = runs.execute("SELECT started, ended FROM runs").fetchall()
+    assert len(spans) == 60
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, step in edges:  # at equal times an end sorts first
+        running += step
+        peak = max(peak, running)
+    assert peak == 3
+
+
+async def test_resume_in_another_process_wakes_a_waiting_lease(
+    queue: Queue, db_url: str, children: list[multiprocessing.process.BaseProcess]
+) -> None:
+    await queue.pause()
+    await queue.enqueue("anything")
+    results = SPAWN.Queue()
+    child = SPAWN.Process(
+        target=sqlite_children.resume_later, args=(db_url, queue.name, 1.0, results)
+    )
+    child.start()
+    children.append(child)
+    deadline = time.monotonic() + 30
+    while not (await queue.lease("here", 1))[0]:
+        await queue.backend.wait_for_work(5.0)
+        assert time.monotonic() < deadline
+    leased_at = time.time()
+    resumed_at = await asyncio.to_thread(results.get, True, 10)
+    assert leased_at - resumed_at < CROSS_PROCESS_LAG_S
+
+
+async def test_slot_freed_in_another_process_wakes_a_waiting_lease(
+    queue: Queue, db_url: str, children: list[multiprocessing.process.BaseProcess]
+) -> None:
+    await queue.configure(QueueSettings(max_active=1))
+    first = await queue.enqueue("anything")
+    assert first is not None and await queue.enqueue("anything") is not None
+    child = SPAWN.Process(target=sqlite_children.complete_one, args=(db_url, queue.name))
+    child.start()
+    children.append(child)
+
+    async def first_taken() -> bool:
+        return (await queue.info())["counts"]["active"] == 1
+
+    await _until(30, first_taken)
+    deadline = time.monotonic() + 30
+    while not (await queue.lease("here", 1))[0]:
+        await queue.backend.wait_for_work(5.0)
+        assert time.monotonic() < deadline
+    leased_at = time.time()
+    done = await queue.job(first.id)
+    assert done is not None and done.status is Status.COMPLETE
+    assert leased_at - done.completed < CROSS_PROCESS_LAG_S

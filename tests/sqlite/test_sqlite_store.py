@@ -57,9 +57,9 @@ async def test_file_is_created_in_wal_mode_with_the_schema(tmp_path: Path) -> No
         await queue.enqueue("task")
         with sqlite3.connect(path) as raw:
             assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-            assert raw.execute("PRAGMA user_version").fetchone() == (1,)
+            assert raw.execute("PRAGMA user_version").fetchone() == (2,)
             tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
-    assert {"jobwire_jobs", "jobwire_queues", "jobwire_workers"} <= tables
+    assert {"jobwire_jobs", "jobwire_queues", "jobwire_workers", "jobwire_starts"} <= tables
     assert "jobwire_jobs_dequeue" in tables and "jobwire_jobs_live_key" in tables
 
 
@@ -205,3 +205,49 @@ async def test_queues_find_job_delete_and_watch(tmp_path: Path) -> None:
         assert seen == [Status.QUEUED, None]
         assert await b.backend.delete(job.id) is False
         assert await b.enqueue("task", key="k") is not None, "delete did not free the key"
+
+
+async def test_a_call_cancelled_while_waiting_for_the_write_lock_leaves_no_transaction(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    async with Queue.from_url(f"sqlite:///{path}", name="q") as queue:
+        await queue.connect()
+        other = sqlite3.connect(path, isolation_level=None)  # another process, as it were
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            waiting = asyncio.create_task(queue.enqueue("cancelled"))
+            await asyncio.sleep(0.2)  # its BEGIN IMMEDIATE waits in SQLite's busy handler
+            waiting.cancel()
+            following = asyncio.create_task(queue.enqueue("following"))
+            await asyncio.sleep(0.2)
+        finally:
+            other.rollback()  # the cancelled BEGIN goes through now
+            other.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        assert await asyncio.wait_for(following, 5) is not None
+        assert [job.function for job in await queue.jobs(Status.QUEUED)] == ["following"]
+
+
+async def test_a_wal_write_seen_before_its_commit_shows_is_looked_at_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    async with Queue.from_url(f"sqlite:///{path}", name="q") as queue:
+        await queue.enqueue("first")  # the queue's counters exist
+        backend = queue.backend
+        assert isinstance(backend, SqliteBackend)
+        wal = (await backend._store()).hub._wal
+        assert wal is not None
+        wal._wal = "not-the-wal"  # real writes go unseen: the test plays inotify itself
+        backend._work.clear()
+        waiting = asyncio.create_task(backend.wait_for_work(3.0))
+        await asyncio.sleep(0.1)
+        wal.changed.set()  # another process wrote its frames; its commit does not show yet
+        await asyncio.sleep(0.03)
+        with sqlite3.connect(path) as raw:  # now it does (and no further WAL event comes)
+            raw.execute("UPDATE jobwire_queues SET work_version = work_version + 1")
+        committed = time.monotonic()
+        await waiting
+    assert time.monotonic() - committed < 0.5  # not the next once-a-second poll

@@ -12,37 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from ui_helpers import ADMIN, CLIENT, Service, sign_in
+from ui_helpers import ADMIN, CLIENT, QUEUE, Service, enqueue, shot, sign_in, wait_status
+
+from jobwire.server.ui import STATIC
 
 # One service, worker and browser for the module; a loaded machine slows a browser most.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui"), pytest.mark.timeout(120)]
-QUEUE = "ui"
-
-
-def enqueue(service: Service, function: str, **options: Any) -> dict[str, Any]:
-    """Enqueue one job on the worker's queue through REST; returns it."""
-    response = service.rest.post(f"/v1/queues/{QUEUE}/jobs", json={"function": function, **options})
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def wait_status(service: Service, job_id: str, status: str, within_s: float = 15) -> dict[str, Any]:
-    """The job once it has ``status`` (long-polling the service; fails after ``within_s``)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        job: dict[str, Any] = service.rest.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] == status:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}, not {status}"
-        if status in ("complete", "failed", "aborted"):
-            service.rest.get(f"/v1/jobs/{job_id}", params={"wait": 2})
-        else:
-            time.sleep(0.05)
-
-
-def shot(page: Page, tmp_path: pathlib.Path, name: str) -> None:
-    """Save a full-page screenshot as ``name``.png under the test's directory."""
-    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
 
 
 def count_cell(page: Page, status: str) -> Any:
@@ -243,9 +218,12 @@ def test_pages_are_static_and_carry_no_data(service: Service) -> None:
         assert page.text == shell  # the same shell whoever asks: no data, no token
         assert ADMIN not in page.text
         assert "default-src 'self'" in page.headers["content-security-policy"]
-    script = httpx.get(f"{service.url}/ui/static/app.js")
-    assert script.headers["content-type"].startswith("text/javascript")
-    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script.text)
+    modules = [p.name for p in STATIC.iterdir() if p.name.endswith(".js")]
+    assert "app.js" in modules
+    for name in modules:  # the script and the modules it imports
+        script = httpx.get(f"{service.url}/ui/static/{name}")
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script.text)
     assert httpx.get(f"{service.url}/ui/static/missing.js").status_code == 404
 
 

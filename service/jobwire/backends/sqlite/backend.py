@@ -11,6 +11,12 @@ by the backends of one event loop in this process (it lives while one of them is
 Across several worker processes the store stays correct, but every write waits for the
 one writer's turn: it suits one host and modest rates, not a fleet.
 
+Flow control: a queue's pause state and limits live in its ``jobwire_queues`` row. A lease
+reads them in its first statement, with the next due time, so a queue without limits
+leases in the same statements as ever; limits are enforced inside the lease's write
+transaction (``limits.py``), which no other writer can interleave with. Bulk operations
+take one short transaction per chunk (``bulk.py``).
+
 Wake-ups: SQLite has no LISTEN/NOTIFY. A commit made in this process wakes this
 process's waiters at once (all backends on one database in one event loop share one
 connection and one set of events). Commits of *other* processes are noticed, while
@@ -18,7 +24,8 @@ anyone here waits, when the database's WAL file is written (Linux inotify, a
 millisecond or so): ``PRAGMA data_version`` (an in-memory check) then says whether
 another connection committed, and the per-queue counters which queue it touched. Where
 inotify is not to be had, the check runs every 50 ms instead (new work or a finished job
-seen up to ~50 ms late). A process that waits for nothing does not check.
+seen up to ~50 ms late). A process that waits for nothing does not check. A resume, new
+limits, and a job leaving active in a queue with a concurrency limit count as new work.
 """
 
 import asyncio
@@ -33,15 +40,18 @@ import orjson
 
 from jobwire.backends.base import Backend, LeaseState, Outcome
 from jobwire.backends.codec import error_json
+from jobwire.backends.sqlite.bulk import bulk_step
+from jobwire.backends.sqlite.limits import LimitedLease, prune_starts
 from jobwire.backends.sqlite.rows import (
+    LEASE_HEAD,
     VISIBLE,
     Enqueue,
-    finish,
+    abort_row,
     holds,
     job_of,
     key_holder,
-    next_due,
-    push_queued,
+    lease_state,
+    requeue_finished,
     rows_by_id,
     settle_row,
     store_rows,
@@ -49,6 +59,7 @@ from jobwire.backends.sqlite.rows import (
 )
 from jobwire.backends.sqlite.store import Row, Store, StoreLink, Tx, database_of
 from jobwire.errors import InvalidJobState
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 _LIVE = ("queued", "scheduled", "active", "aborting")
@@ -56,14 +67,6 @@ _WORKER_SEEN_S = 60.0
 _WORKER_FORGET_S = 3600.0
 _THROUGHPUT_KEPT_MIN = 60  # minutes of finished-job counts kept, as on Redis
 
-_LEASE = """
-UPDATE jobwire_jobs SET status = 'active', attempts = attempts + 1, started = :now,
-    touched = :now, lease = :token || '.' || seq, worker = :worker,
-    lease_expires = :now + CASE WHEN heartbeat > 0 THEN heartbeat ELSE :lease_s END
-WHERE queue = :queue AND id IN (
-    SELECT id FROM jobwire_jobs WHERE queue = :queue AND status = 'queued'
-    ORDER BY priority DESC, seq LIMIT :limit)
-RETURNING *"""
 _LIST_ORDER = {
     Status.QUEUED: "priority DESC, seq",
     Status.SCHEDULED: "scheduled, id",
@@ -102,6 +105,7 @@ class SqliteBackend(Backend):
         self._owns_link = link is None
         self._work = asyncio.Event()
         self._listening: Store | None = None
+        self._settings: tuple[str | None, QueueSettings] | None = None  # stored text, parsed
 
     def for_queue(self, queue_name: str) -> "SqliteBackend":
         return SqliteBackend(self.url, queue_name, lease_s=self.lease_s, link=self._link)
@@ -162,14 +166,17 @@ class SqliteBackend(Backend):
 
     async def delete(self, job_id: str) -> bool:
         async with self._writing() as tx:
-            cursor = await tx.db.execute(
-                f"DELETE FROM jobwire_jobs WHERE queue = :queue AND id = :id AND {VISIBLE}",
-                {"queue": tx.queue, "id": job_id, "now": tx.now},
+            rows = list(
+                await tx.db.execute_fetchall(
+                    f"DELETE FROM jobwire_jobs WHERE queue = :queue AND id = :id AND {VISIBLE}"
+                    " RETURNING status",
+                    {"queue": tx.queue, "id": job_id, "now": tx.now},
+                )
             )
-            deleted = cursor.rowcount > 0
-            if deleted:
+            if rows:
                 tx.changed.add(job_id)
-        return deleted
+                tx.freed += rows[0][0] in ("active", "aborting")
+        return bool(rows)
 
     async def list_jobs(self, status: Status | None, limit: int) -> list[Job]:
         rows: list[Row] = []
@@ -202,11 +209,7 @@ class SqliteBackend(Backend):
             if row is None:
                 return None
             job = dict(row)
-            if job["status"] in ("queued", "scheduled"):
-                job["error"] = error_json(error).decode()
-                await store_rows(tx, [finish(tx, job, Status.ABORTED)])
-            elif job["status"] == "active":
-                job.update(status="aborting", error=error_json(error).decode(), touched=tx.now)
+            if abort_row(tx, job, error_json(error).decode()):
                 await store_rows(tx, [job])
         return job_of(job)
 
@@ -224,8 +227,7 @@ class SqliteBackend(Backend):
                 raise InvalidJobState(
                     f"job {job_id}: another live job holds its key {job['key']!r}"
                 )
-            job.update(result=None, completed=0.0, progress=0.0, expires_at=None)
-            push_queued(job, tx.now, await tx.next_seq())
+            requeue_finished(job, tx.now, await tx.next_seq())
             await store_rows(tx, [job])
             tx.work = True
         return job_of(job)
@@ -236,12 +238,70 @@ class SqliteBackend(Backend):
             "lease_s": self.lease_s, "limit": max_jobs,
         }  # fmt: skip
         async with self._writing() as tx:
-            next_due_s = await next_due(tx)  # promotes the due jobs first
-            rows = []
-            if max_jobs > 0:
-                rows = list(await tx.db.execute_fetchall(_LEASE, {**params, "now": tx.now}))
+            state = await lease_state(tx)  # promotes the due jobs first
+            next_s = state.next_due_s
+            rows: list[Row] = []
+            if state.paused:
+                next_s = None  # nothing starts before a resume, which wakes the waiters
+            elif max_jobs > 0 and state.settings is None:
+                rows = list(await tx.db.execute_fetchall(LEASE_HEAD, {**params, "now": tx.now}))
+            elif max_jobs > 0:
+                limited = LimitedLease(tx, self._parsed(state.settings), max_jobs, state)
+                rows, reopens_s = await limited.run({**params, "now": tx.now})
+                next_s = _earliest(next_s, reopens_s)
         rows.sort(key=lambda row: (-row["priority"], row["seq"]))  # RETURNING has no order
-        return [job_of(row) for row in rows], next_due_s
+        return [job_of(row) for row in rows], next_s
+
+    def _parsed(self, text: str | None) -> QueueSettings:
+        """Stored settings, parsed once per change (a lease reads them every time)."""
+        if self._settings is None or self._settings[0] != text:
+            self._settings = (text, QueueSettings.from_json(text))
+        return self._settings[1]
+
+    async def settings(self) -> QueueSettings:
+        async with self._reading() as db:
+            return self._parsed(await _stored_settings(db, self.queue_name))
+
+    async def put_settings(self, settings: QueueSettings) -> None:
+        holds_slots = settings.max_active is not None or settings.max_active_per_key is not None
+        holds_slots = holds_slots or any(
+            limits.max_active is not None for limits in settings.functions.values()
+        )
+        rate_period_s = settings.rate.period_s if settings.rate is not None else None
+        async with self._writing() as tx:
+            await tx.db.execute(
+                "INSERT INTO jobwire_queues (queue, settings, holds_slots, rate_period_s)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (queue) DO UPDATE SET"
+                " settings = excluded.settings, holds_slots = excluded.holds_slots,"
+                " rate_period_s = excluded.rate_period_s",
+                (tx.queue, settings.to_json() if settings.limited else None, holds_slots,
+                 rate_period_s),
+            )  # fmt: skip
+            tx.work = True  # relaxed limits may let held jobs start now, in any process
+
+    async def is_paused(self) -> bool:
+        async with self._reading() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT paused FROM jobwire_queues WHERE queue = ?", (self.queue_name,)
+                )
+            )
+        return bool(rows and rows[0][0])
+
+    async def set_paused(self, paused: bool) -> None:
+        async with self._writing() as tx:
+            await tx.db.execute(
+                "INSERT INTO jobwire_queues (queue, paused) VALUES (?, ?)"
+                " ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused",
+                (tx.queue, paused),
+            )
+            tx.work = not paused  # a resume wakes the waiting leases of every process
+
+    async def bulk(
+        self, action: BulkAction, where: JobFilter, cursor: str | None, limit: int
+    ) -> tuple[int, str | None]:
+        async with self._writing() as tx:
+            return await bulk_step(tx, action, where, cursor, limit)
 
     async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
         if not leases:
@@ -305,6 +365,7 @@ class SqliteBackend(Backend):
                 "DELETE FROM jobwire_throughput WHERE queue = ? AND minute < ?",
                 (tx.queue, int(tx.now // 60) - _THROUGHPUT_KEPT_MIN),
             )
+            await prune_starts(tx, self._parsed(await _stored_settings(tx.db, tx.queue)))
             rows = await tx.db.execute_fetchall(
                 "SELECT * FROM jobwire_jobs WHERE queue = ? AND status IN ('active', 'aborting')"
                 " AND lease_expires <= ? ORDER BY lease_expires LIMIT ?",
@@ -363,3 +424,17 @@ class SqliteBackend(Backend):
         return [
             {**orjson.loads(info), "id": worker_id, "seen": seen} for worker_id, seen, info in rows
         ]
+
+
+def _earliest(*seconds: float | None) -> float | None:
+    """The smallest of the known delays (``None``: none is known)."""
+    known = [value for value in seconds if value is not None]
+    return min(known) if known else None
+
+
+async def _stored_settings(db: aiosqlite.Connection, queue: str) -> str | None:
+    """The queue's limits as stored (``None``: none)."""
+    rows = list(
+        await db.execute_fetchall("SELECT settings FROM jobwire_queues WHERE queue = ?", (queue,))
+    )
+    return rows[0][0] if rows else None

@@ -5,6 +5,7 @@ A row is read as a ``dict`` of its columns, changed in Python inside the caller'
 transaction, and written back whole (``store_rows``).
 """
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,15 +22,34 @@ RowData = dict[str, Any]
 LIVE_SQL = "('queued', 'scheduled', 'active', 'aborting')"
 VISIBLE = "(expires_at IS NULL OR expires_at > :now)"  # finished rows past ttl are gone
 _HELD = ("active", "aborting")  # statuses in which an attempt holds a lease
+HELD_SQL = "('active', 'aborting')"
 _FINISHED = ("complete", "failed", "aborted")
 _ID_CHUNK = 500  # ids per IN (...) list
 _PROMOTE_LIMIT = 1000  # scheduled jobs promoted per lease, as in lease.lua
+_FIRST_DUE = "SELECT MIN(scheduled) FROM jobwire_jobs WHERE queue = :queue AND status = 'scheduled'"
+_ACTIVE = f"SELECT COUNT(*) FROM jobwire_jobs WHERE queue = :queue AND status IN {HELD_SQL}"
+_RATE_USED = (
+    "SELECT coalesce(SUM(n), 0) FROM jobwire_starts WHERE queue = :queue AND scope = ''"
+    " AND at > :now - q.rate_period_s"
+)
+
+# How a lease marks a queued job active: its attempt's token, worker and lease expiry.
+LEASE_SET = """status = 'active', attempts = attempts + 1, started = :now, touched = :now,
+    lease = :token || '.' || seq, worker = :worker,
+    lease_expires = :now + CASE WHEN heartbeat > 0 THEN heartbeat ELSE :lease_s END"""
+# The plain lease: the first :limit queued jobs in priority/FIFO order.
+LEASE_HEAD = f"""
+UPDATE jobwire_jobs SET {LEASE_SET}
+WHERE queue = :queue AND id IN (
+    SELECT id FROM jobwire_jobs WHERE queue = :queue AND status = 'queued'
+    ORDER BY priority DESC, seq LIMIT :limit)
+RETURNING *"""
 
 _COLUMNS = (
     "queue", "id", "function", "kwargs", "key", "status", "priority", "seq", "timeout",
     "heartbeat", "retries", "attempts", "ttl", "scheduled", "retry_delay", "retry_backoff",
     "progress", "meta", "result", "error", "created", "queued", "started", "completed",
-    "touched", "worker", "lease", "lease_expires", "expires_at",
+    "touched", "worker", "lease", "lease_expires", "expires_at", "concurrency_key",
 )  # fmt: skip
 _MUTABLE = (
     "status", "seq", "attempts", "scheduled", "progress", "meta", "result", "error",
@@ -84,17 +104,7 @@ class Enqueue:
 
     async def _key_holders(self) -> dict[str, str]:
         """Dedup key -> id of the live job holding it, for the batch's keys."""
-        keys = list(dict.fromkeys(job.key for job in self.jobs if job.key))
-        holders: dict[str, str] = {}
-        for start in range(0, len(keys), _ID_CHUNK):
-            chunk = keys[start : start + _ID_CHUNK]
-            rows = await self.tx.db.execute_fetchall(
-                f"SELECT key, id FROM jobwire_jobs WHERE queue = ? AND status IN {LIVE_SQL}"
-                f" AND key IN ({', '.join('?' * len(chunk))})",
-                (self.tx.queue, *chunk),
-            )
-            holders.update({key: job_id for key, job_id in rows})
-        return holders
+        return await key_holders(self.tx, [job.key for job in self.jobs if job.key])
 
     async def _pairs(self, existing: dict[int, str]) -> list[tuple[Job, bool]]:
         """Each job and whether it was created; a duplicate's pair holds the stored job."""
@@ -123,7 +133,7 @@ async def new_row(tx: Tx, job: Job) -> RowData:
         "progress": job.progress, "meta": orjson.dumps(job.meta).decode(),
         "result": None, "error": None, "created": tx.now, "queued": 0.0 if due_later else tx.now,
         "started": 0.0, "completed": 0.0, "touched": tx.now, "worker": None, "lease": None,
-        "lease_expires": None, "expires_at": None,
+        "lease_expires": None, "expires_at": None, "concurrency_key": job.concurrency_key,
     }  # fmt: skip
 
 
@@ -140,6 +150,7 @@ async def settle_row(tx: Tx, row: RowData, outcome: Outcome) -> bool:
         row["lease_expires"] is not None and row["lease_expires"] <= tx.now
     ):
         return False
+    tx.freed += 1  # whatever the outcome, the attempt no longer holds a slot
     status = outcome.status
     error = error_json(outcome.error).decode() if outcome.error else None
     if row["status"] == "aborting" and status != Status.COMPLETE:
@@ -171,6 +182,27 @@ def push_queued(row: RowData, now: float, seq: int) -> None:
     row.update(status="queued", seq=seq, queued=now, touched=now)
 
 
+def abort_row(tx: Tx, row: RowData, error: str) -> bool:
+    """Abort a live job (as abort.lua does): a queued or scheduled one ends aborted at
+    once, an active one turns aborting until its worker settles it. ``False``: nothing
+    to abort (finished, or aborting already); the row is then unchanged."""
+    if row["status"] in ("queued", "scheduled"):
+        row["error"] = error
+        finish(tx, row, Status.ABORTED)
+    elif row["status"] == "active":
+        row.update(status="aborting", error=error, touched=tx.now)
+    else:
+        return False
+    return True
+
+
+def requeue_finished(row: RowData, now: float, seq: int) -> None:
+    """Queue a finished job again (a retry by hand): its result and ttl are dropped, its
+    error kept."""
+    row.update(result=None, completed=0.0, progress=0.0, expires_at=None)
+    push_queued(row, now, seq)
+
+
 def finish(tx: Tx, row: RowData, status: Status) -> RowData:
     """Move a job to a finished status: its key frees up, its ttl starts."""
     ttl = row["ttl"]
@@ -199,22 +231,41 @@ async def store_rows(tx: Tx, rows: Sequence[RowData]) -> None:
     tx.changed.update(row["id"] for row in rows)
 
 
-async def next_due(tx: Tx) -> float | None:
-    """Seconds until the next scheduled job is due (``None``: nothing is scheduled);
-    due jobs are queued first, oldest due time first, as lease.lua does."""
-    due_at = await _first_due(tx)
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseState:
+    """What a lease reads first, in one statement.
+
+    Attributes:
+        next_due_s: Seconds until the next scheduled job is due (``None``: none is).
+        paused: Whether the queue is paused.
+        settings: The queue's limits as stored (``None``: no limits).
+        active: The queue's active and aborting jobs, counted only while a concurrency
+            limit is set (else ``None``).
+        rate_used: Starts in the queue-wide rate's window, if that rate is set.
+    """
+
+    next_due_s: float | None
+    paused: bool
+    settings: str | None
+    active: int | None
+    rate_used: int | None
+
+
+async def lease_state(tx: Tx) -> LeaseState:
+    """The queue's state for a lease; due jobs are queued first, oldest due time first,
+    as lease.lua does."""
+    [(due_at, paused, settings, active, rate_used)] = await tx.db.execute_fetchall(
+        f"SELECT ({_FIRST_DUE}), coalesce(q.paused, 0), q.settings,"
+        f" CASE WHEN q.holds_slots THEN ({_ACTIVE}) END,"
+        f" CASE WHEN q.rate_period_s IS NOT NULL THEN ({_RATE_USED}) END"
+        " FROM (SELECT 1) LEFT JOIN jobwire_queues q ON q.queue = :queue",
+        {"queue": tx.queue, "now": tx.now},
+    )
     if due_at is not None and due_at <= tx.now:
         await _promote_due(tx)
-        due_at = await _first_due(tx)
-    return None if due_at is None else due_at - tx.now
-
-
-async def _first_due(tx: Tx) -> float | None:
-    [(due_at,)] = await tx.db.execute_fetchall(
-        "SELECT MIN(scheduled) FROM jobwire_jobs WHERE queue = ? AND status = 'scheduled'",
-        (tx.queue,),
-    )
-    return None if due_at is None else float(due_at)
+        [(due_at,)] = await tx.db.execute_fetchall(_FIRST_DUE, {"queue": tx.queue})
+    next_due_s = None if due_at is None else float(due_at) - tx.now
+    return LeaseState(next_due_s, bool(paused), settings, active, rate_used)
 
 
 async def _promote_due(tx: Tx) -> None:
@@ -257,6 +308,21 @@ async def rows_by_id(
     return found
 
 
+async def key_holders(tx: Tx, keys: Sequence[str]) -> dict[str, str]:
+    """Dedup key -> id of the live job holding it, for these keys."""
+    unique = list(dict.fromkeys(keys))
+    holders: dict[str, str] = {}
+    for start in range(0, len(unique), _ID_CHUNK):
+        chunk = unique[start : start + _ID_CHUNK]
+        rows = await tx.db.execute_fetchall(
+            f"SELECT key, id FROM jobwire_jobs WHERE queue = ? AND status IN {LIVE_SQL}"
+            f" AND key IN ({', '.join('?' * len(chunk))})",
+            (tx.queue, *chunk),
+        )
+        holders.update({key: job_id for key, job_id in rows})
+    return holders
+
+
 async def key_holder(tx: Tx, key: str, other_than: str) -> str | None:
     """The id of another live job that holds the dedup key, if any."""
     rows = list(
@@ -275,4 +341,6 @@ def _expired(row: RowData, now: float) -> bool:
 
 def job_of(row: Row | RowData) -> Job:
     """Build a ``Job`` from its row."""
-    return job_from_row(row, row["queue"])
+    job = job_from_row(row, row["queue"])
+    job.concurrency_key = row["concurrency_key"]
+    return job

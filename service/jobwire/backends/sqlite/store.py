@@ -28,7 +28,16 @@ MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's transaction
 POLL_INTERVAL_S = 0.05  # how often waiters look for other processes' commits, without inotify
 WATCHED_POLL_S = 1.0  # with inotify: a poll this often all the same (a missed event is cheap)
+# After a WAL write that showed no new commit: look again after these delays. A commit's
+# frames reach the WAL file (and inotify) just before the commit becomes visible; a writer
+# descheduled in between would otherwise be noticed only by the next once-a-second poll.
+RECHECK_S = (0.01, 0.05, 0.25)
 _MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
+# A job left active/aborting (:freed) where a queued job may be waiting for its slot.
+_SLOT_WANTED = (
+    "(:freed AND holds_slots AND EXISTS (SELECT 1 FROM jobwire_jobs"
+    " WHERE queue = :queue AND status = 'queued'))"
+)
 
 Row = sqlite3.Row
 
@@ -65,6 +74,8 @@ class Tx:
         work: Set when the transaction brings workers new work.
         changed: Ids of the jobs it changed (their waiters are woken on commit).
         finished: How many jobs it finished (counted per minute for the throughput).
+        freed: How many jobs left active/aborting; in a queue with a concurrency limit
+            that is new work too (a held job may start in the freed slot).
     """
 
     def __init__(self, db: aiosqlite.Connection, queue: str, now: float) -> None:
@@ -74,6 +85,7 @@ class Tx:
         self.work = False
         self.changed: set[str] = set()
         self.finished = 0
+        self.freed = 0
         self._seq: int | None = None
         self._seq_taken = False
 
@@ -91,7 +103,12 @@ class Tx:
         return self._seq
 
     async def flush(self) -> None:
-        """Store the queue's counters (other processes poll them) and its throughput."""
+        """Store the queue's counters (other processes poll them) and its throughput.
+
+        A freed slot is new work only where a concurrency limit is set (``holds_slots``)
+        and jobs are queued: elsewhere nothing waits for the slot, and waking every worker
+        on each finished job would cost a lease call apiece.
+        """
         if self.finished:
             await self.db.execute(
                 "INSERT INTO jobwire_throughput (queue, minute, finished) VALUES (?, ?, ?)"
@@ -99,16 +116,19 @@ class Tx:
                 " DO UPDATE SET finished = finished + excluded.finished",
                 (self.queue, int(self.now // 60), self.finished),
             )
-        if not (self._seq_taken or self.work or self.changed):
+        if not (self._seq_taken or self.work or self.changed or self.freed):
             return
-        await self.db.execute(
+        [(work,)] = await self.db.execute_fetchall(
             "INSERT INTO jobwire_queues (queue, seq, work_version, job_version)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (queue) DO UPDATE SET"
+            " VALUES (:queue, :seq, :work, :changed) ON CONFLICT (queue) DO UPDATE SET"
             " seq = max(seq, excluded.seq),"
-            " work_version = work_version + excluded.work_version,"
-            " job_version = job_version + excluded.job_version",
-            (self.queue, self._seq or 0, int(self.work), int(bool(self.changed))),
-        )
+            f" work_version = work_version + (excluded.work_version OR {_SLOT_WANTED}),"
+            " job_version = job_version + excluded.job_version"
+            f" RETURNING :work OR {_SLOT_WANTED}",
+            {"queue": self.queue, "seq": self._seq or 0, "work": self.work,
+             "changed": bool(self.changed), "freed": self.freed > 0},
+        )  # fmt: skip
+        self.work = bool(work)  # the local waiters are woken on commit by this
 
 
 class Hub:
@@ -116,8 +136,8 @@ class Hub:
 
     A commit made here wakes the waiters at once. Other processes' commits are noticed
     by reading ``PRAGMA data_version`` (and, when it moved, the per-queue counters) while
-    anyone waits: each time the WAL file is written (inotify), else every
-    ``POLL_INTERVAL_S``.
+    anyone waits: each time the WAL file is written (inotify; and again after
+    ``RECHECK_S`` if the commit did not show yet), else every ``POLL_INTERVAL_S``.
 
     Args:
         poll: Reads the per-queue ``(queue, work_version, job_version)`` counters, or
@@ -198,9 +218,12 @@ class Hub:
         assert self._poll is not None
         failing = False
         watched = self._wal is not None and self._wal.start()
+        rechecks = iter(RECHECK_S)
+        looking = False  # the round ended on a WAL write (or a recheck after one)
         while self._waiters > 0:
             if self._wal is not None:
                 self._wal.changed.clear()  # before reading: a commit from here on sets it
+            seen = False
             try:
                 rows = await self._poll()
             except Exception as exc:  # the next round retries; waiters also time out
@@ -210,17 +233,25 @@ class Hub:
             else:
                 failing = False
                 if rows is not None:
+                    seen = True
                     self._notice(rows)
-            await self._next_round(watched)
+            delay_s = None
+            if seen or not looking:
+                rechecks = iter(RECHECK_S)
+            else:  # a commit's WAL frames are written before it shows: look again soon
+                delay_s = next(rechecks, None)
+            looking = await self._next_round(watched, delay_s) or delay_s is not None
 
-    async def _next_round(self, watched: bool) -> None:
-        """Wait until another process may have committed."""
+    async def _next_round(self, watched: bool, delay_s: float | None) -> bool:
+        """Wait until another process may have committed (or ``delay_s``, if given);
+        ``True`` if the WAL file was written."""
         if not watched or self._wal is None:
             await asyncio.sleep(POLL_INTERVAL_S)
-            return
+            return False
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(WATCHED_POLL_S):
+            async with asyncio.timeout(WATCHED_POLL_S if delay_s is None else delay_s):
                 await self._wal.changed.wait()
+        return self._wal.changed.is_set()
 
     def _notice(self, rows: Iterable[Row]) -> None:
         for queue, work_version, job_version in rows:
@@ -306,9 +337,12 @@ class Store:
         async with self._lock:
             if db.in_transaction:  # left open by a caller cancelled mid-transaction
                 await db.rollback()
-            await db.execute("BEGIN IMMEDIATE")
-            tx = Tx(db, queue, time.time())
             try:
+                # Inside the try: a caller cancelled while BEGIN waits for another process's
+                # lock leaves the statement queued on aiosqlite's thread; the rollback queued
+                # behind it ends that transaction before the lock passes to the next caller.
+                await db.execute("BEGIN IMMEDIATE")
+                tx = Tx(db, queue, time.time())
                 yield tx
                 await tx.flush()
                 await db.commit()

@@ -1,4 +1,5 @@
-"""The web dashboard at ``/ui``: static pages and one small script of our own.
+"""The web dashboard at ``/ui``: static pages and a small script of our own (a few ES
+modules, loaded from ``/ui/static``).
 
 The pages carry no data (and never a token): the script reads everything through the
 REST API with the viewer's bearer token, so the UI has no second path into the store and

@@ -1,8 +1,15 @@
-// Jobwire dashboard: one small module of our own, no dependencies, no build step.
-// Everything it shows comes from the REST API with the viewer's bearer token (kept in
-// sessionStorage, never rendered); it builds the DOM with textContent only.
+// Jobwire dashboard: the pages (overview, a queue, a job), in small modules of our own, no
+// dependencies, no build step. Everything it shows comes from the REST API with the
+// viewer's bearer token (kept in sessionStorage, never rendered); it builds the DOM with
+// textContent only.
 
-const TOKEN_KEY = "jobwire.token";
+import { SIGNED_OUT, TOKEN_KEY, api, can, live, session, streamEvents } from "./api.js";
+import {
+  ago, clearBanner, confirmAction, duration, h, json, localTime, main, replace, showBanner,
+  statusChip, svg,
+} from "./dom.js";
+import { bulkActions, filterOf, pauseControl, renderLimits } from "./flow.js";
+
 const STATUSES = ["queued", "scheduled", "active", "aborting", "complete", "failed", "aborted"];
 const FINISHED = new Set(["complete", "failed", "aborted"]);
 const OVERVIEW_EVERY_MS = 2000; // never faster than once a second
@@ -13,179 +20,8 @@ const STUCK_AFTER_S = 60;
 const PAGE_SIZE = 50;
 const NARROW_HIDDEN = new Set(["scheduled", "aborting", "aborted"]); // on a phone's width
 
-const main = document.getElementById("main");
-let me = null; // {role, permissions, auth} from GET /v1/whoami
-
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-// ---- DOM helpers (text nodes only: data is never parsed as HTML) ----
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-    else if (name === "class") el.className = value;
-    else el.setAttribute(name, value === true ? "" : String(value));
-  }
-  append(el, children);
-  return el;
-}
-
-function append(el, children) {
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-}
-
-function replace(el, ...children) {
-  el.replaceChildren();
-  append(el, children);
-}
-
-const svg = (tag, attrs) => {
-  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
-  return el;
-};
-
-// ---- formatting ----
-
-function localTime(epoch) {
-  return epoch ? new Date(epoch * 1000).toLocaleString() : "—";
-}
-
-function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "—";
-  const s = Math.max(0, seconds);
-  if (s < 1) return `${Math.round(s * 1000)} ms`;
-  if (s < 90) return `${Math.round(s)} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
-  return `${(s / 86400).toFixed(1)} d`;
-}
-
-const ago = (epoch) => (epoch ? `${duration(Date.now() / 1000 - epoch)} ago` : "—");
-const json = (value) => JSON.stringify(value, null, 2);
-const statusChip = (status) => h("span", { class: `status ${status}`, "data-status": status }, status);
-const can = (permission) => Boolean(me && me.permissions.includes(permission));
 const jobUrl = (job) => `/ui/jobs/${encodeURIComponent(job.id)}?queue=${encodeURIComponent(job.queue)}`;
 const queueUrl = (name) => `/ui/queues/${encodeURIComponent(name)}`;
-
-// ---- the API ----
-
-function authHeaders() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  return token ? { authorization: `Bearer ${token}` } : {};
-}
-
-async function api(method, path, body) {
-  const headers = authHeaders();
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (response.status === 204) return null;
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  if (!response.ok) {
-    const error = (data && data.error) || {};
-    const failure = new ApiError(response.status, error.code, error.message || response.statusText);
-    if (response.status === 401) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      showLogin(failure.message);
-    }
-    throw failure;
-  }
-  return data;
-}
-
-// Server-Sent Events over fetch (EventSource cannot send the bearer header).
-async function streamEvents(path, onEvent, signal) {
-  const response = await fetch(path, { headers: authHeaders(), signal });
-  if (!response.ok) throw new ApiError(response.status, "", response.statusText);
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer = (buffer + value).replace(/\r\n?/g, "\n");
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = "message";
-      const data = [];
-      for (const line of block.split("\n")) {
-        if (!line || line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-        if (field === "event") event = text;
-        else if (field === "data") data.push(text);
-      }
-      if (data.length) onEvent(event, data.join("\n"));
-    }
-  }
-}
-
-// A refresh loop: runs fn, then again `every` ms after it finished (while the tab shows).
-function live(every, fn) {
-  let timer = null;
-  const tick = async () => {
-    try {
-      if (!document.hidden) await fn();
-    } catch (error) {
-      if (error.status === 401) return; // the login form took over
-      showBanner(error);
-    }
-    timer = setTimeout(tick, every);
-  };
-  tick();
-  return () => clearTimeout(timer);
-}
-
-function showBanner(error) {
-  let banner = document.getElementById("banner");
-  if (!banner) {
-    banner = h("div", { id: "banner", class: "banner", role: "alert" });
-    main.prepend(banner);
-  }
-  banner.textContent = error ? `${error.status ? `${error.status}: ` : ""}${error.message}` : "";
-  banner.hidden = !error;
-}
-
-function clearBanner() {
-  const banner = document.getElementById("banner");
-  if (banner) banner.hidden = true;
-}
-
-// ---- confirmation ----
-
-function confirmAction(title, text, okLabel) {
-  const dialog = document.getElementById("confirm");
-  document.getElementById("confirm-title").textContent = title;
-  document.getElementById("confirm-text").textContent = text;
-  document.getElementById("confirm-ok").textContent = okLabel;
-  dialog.returnValue = "";
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
-    dialog.showModal();
-  });
-}
 
 // ---- session ----
 
@@ -221,8 +57,8 @@ function showLogin(message) {
 
 function renderSession() {
   const box = document.getElementById("session");
-  const parts = [h("span", { id: "role" }, `role: ${me.role}`)];
-  if (me.auth) {
+  const parts = [h("span", { id: "role" }, `role: ${session.me.role}`)];
+  if (session.me.auth) {
     parts.push(h("button", {
       type: "button",
       id: "signout",
@@ -250,12 +86,13 @@ function overview() {
   const table = h("table", { id: "queues" },
     h("thead", {}, h("tr", {},
       h("th", {}, "Queue"),
+      h("th", {}, "State"),
       STATUSES.map((s) => h("th", { class: `num${NARROW_HIDDEN.has(s) ? " hide-narrow" : ""}` }, s)),
       h("th", { class: "num" }, "Oldest queued"),
       h("th", { class: "num" }, "Workers"),
       h("th", { class: "num hide-narrow", title: "finished per second over the last 5 minutes" },
         "Done/s"),
-      h("th", { class: "hide-narrow" }, h("span", { class: "legend" },
+      h("th", { class: "hide-narrow wrap" }, h("span", { class: "legend" },
         h("span", { class: "c" }, "completed"), " / ", h("span", { class: "f" }, "failed"), " per s")),
     )),
     body);
@@ -263,10 +100,21 @@ function overview() {
   replace(main, h("h1", {}, "Queues"), h("div", { class: "card" }, table), updated);
 
   // Counting a big queue costs the store: counts (GET /v1/queues) are read every tick,
-  // each queue's info (workers, throughput; it counts again) every INFO_EVERY ticks.
+  // each queue's info (workers, throughput, pause state; it counts again) every
+  // INFO_EVERY ticks, and at once after this viewer pauses or resumes it.
   const infos = new Map();
+  const controls = new Map(); // queue -> its pause control, kept across refreshes
   let ticks = 0;
-  live(OVERVIEW_EVERY_MS, async () => {
+  const control = (name) => {
+    if (!controls.has(name)) {
+      controls.set(name, pauseControl(name, () => {
+        infos.delete(name);
+        refresh();
+      }));
+    }
+    return controls.get(name);
+  };
+  const refresh = live(OVERVIEW_EVERY_MS, async () => {
     const fresh = ticks++ % INFO_EVERY === 0;
     const { queues } = await api("GET", "/v1/queues");
     const details = await Promise.all(queues.map(async (queue) => {
@@ -285,14 +133,17 @@ function overview() {
       history.set(info.name, samples);
       const age = oldest ? now - (oldest.queued || oldest.created) : null;
       const workers = info.workers.length;
-      const waiting = (info.counts.queued || 0) > 0;
-      return h("tr", { "data-queue": info.name },
+      const waiting = (info.counts.queued || 0) > 0 && !info.paused; // paused: held, not stuck
+      const pause = control(info.name);
+      pause.show(info.paused);
+      return h("tr", { "data-queue": info.name, "data-paused": info.paused ? "true" : "false" },
         h("td", {}, h("a", { href: queueUrl(info.name) }, info.name)),
+        h("td", { "data-field": "state" }, pause.element),
         STATUSES.map((s) => h("td", {
           class: `num${NARROW_HIDDEN.has(s) ? " hide-narrow" : ""}`, "data-count": s },
           h("a", { href: `${queueUrl(info.name)}?status=${s}`,
             "aria-label": `${info.name}: ${info.counts[s] || 0} ${s}` }, info.counts[s] || 0))),
-        h("td", { class: `num${age !== null && age > STUCK_AFTER_S ? " stuck" : ""}`,
+        h("td", { class: `num${waiting && age > STUCK_AFTER_S ? " stuck" : ""}`,
           "data-field": "oldest" }, age === null ? "—" : duration(age)),
         h("td", { class: `num${waiting && workers === 0 ? " stuck" : ""}`, "data-field": "workers" },
           workers),
@@ -300,8 +151,10 @@ function overview() {
         h("td", { class: "hide-narrow" }, chart(samples)),
       );
     });
+    const focused = document.activeElement; // a pause button keeps focus across refreshes
     replace(body, rows.length ? rows
-      : h("tr", {}, h("td", { colspan: STATUSES.length + 5, class: "muted" }, "No queues yet.")));
+      : h("tr", {}, h("td", { colspan: STATUSES.length + 6, class: "muted" }, "No queues yet.")));
+    if (focused && focused !== document.activeElement && body.contains(focused)) focused.focus();
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every ${OVERVIEW_EVERY_MS / 1000} s.`;
     clearBanner();
   });
@@ -343,103 +196,161 @@ function chart(samples) {
 
 // ---- a queue ----
 
+const FILTERS = ["status", "function", "key_prefix"]; // of the job list, in its URL
+
+// The job list's filter form; show(params) puts a URL's filter back into it.
+function filterForm(onApply) {
+  const status = h("select", { id: "filter-status", name: "status" },
+    h("option", { value: "" }, "any"), STATUSES.map((s) => h("option", { value: s }, s)));
+  const fn = h("input", { id: "filter-function", name: "function", placeholder: "any",
+    size: 18, maxlength: 200 });
+  const key = h("input", { id: "filter-key", name: "key_prefix", placeholder: "any",
+    size: 18, maxlength: 512 });
+  const inputs = { status, function: fn, key_prefix: key };
+  const element = h("form", { class: "filters", id: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    const params = new URLSearchParams();
+    for (const name of FILTERS) if (inputs[name].value.trim()) params.set(name, inputs[name].value.trim());
+    onApply(params);
+  } },
+  h("label", {}, "Status", status),
+  h("label", {}, "Function", fn),
+  h("label", {}, "Key starts with", key),
+  h("button", { type: "submit", class: "primary" }, "Filter"));
+  const show = (params) => {
+    for (const name of FILTERS) inputs[name].value = params.get(name) || "";
+  };
+  return { element, show };
+}
+
+function gotoForm(queue) {
+  const id = h("input", { id: "goto-id", name: "id", placeholder: "job id", size: 18 });
+  return h("form", { class: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    if (id.value.trim()) location.href = jobUrl({ id: id.value.trim(), queue });
+  } }, h("label", {}, "Open a job by id", id), h("button", { type: "submit" }, "Open"));
+}
+
+const jobsTable = (body) => h("table", { id: "jobs" }, h("thead", {}, h("tr", {},
+  h("th", {}, "Job"), h("th", {}, "Function"), h("th", {}, "Status"),
+  h("th", { class: "num hide-narrow" }, "Attempts"), h("th", { class: "hide-narrow" }, "Key"),
+  h("th", {}, "Created"), h("th", { class: "hide-narrow" }, "Error"))), body);
+
+const workersTable = (body) => h("table", { id: "workers" }, h("thead", {}, h("tr", {},
+  h("th", {}, "Id"), h("th", { class: "hide-narrow" }, "Host"), h("th", {}, "Functions"),
+  h("th", { class: "num hide-narrow" }, "Concurrency"), h("th", { class: "num" }, "Running"),
+  h("th", {}, "Transport"), h("th", {}, "Last seen"))), body);
+
+function jobRows(jobs) {
+  if (!jobs.length) return h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No jobs match."));
+  return jobs.map((job) => h("tr", { "data-job": job.id },
+    h("td", { class: "wrap jobid" }, h("a", { href: jobUrl(job) }, job.id)),
+    h("td", {}, job.function),
+    h("td", {}, statusChip(job.status)),
+    h("td", { class: "num hide-narrow" }, `${job.attempts}/${job.retries + 1}`),
+    h("td", { class: "wrap hide-narrow" }, job.key || ""),
+    h("td", { title: ago(job.created) }, localTime(job.created)),
+    h("td", { class: "wrap hide-narrow" }, job.error ? `${job.error.type}: ${job.error.message}` : ""),
+  ));
+}
+
+function workerRows(workers) {
+  if (!workers.length) {
+    return h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No worker seen in the last minute."));
+  }
+  const now = Date.now() / 1000;
+  return workers.map((w) => h("tr", { "data-worker": w.id },
+    h("td", { class: "wrap jobid" }, w.id), h("td", { class: "hide-narrow" }, w.host || "—"),
+    h("td", { class: "wrap" }, (w.functions || []).join(", ")),
+    h("td", { class: "num hide-narrow" }, w.concurrency ?? "—"),
+    h("td", { class: "num" }, w.running ?? "—"),
+    h("td", {}, w.transport || "store"),
+    h("td", { title: localTime(w.seen) }, w.seen ? `${duration(now - w.seen)} ago` : "—"),
+  ));
+}
+
+// Previous / first / next: the API's cursors, kept in the URL (the back button works).
+function pagerButtons(params, nextCursor, load) {
+  const buttons = [];
+  if (params.get("cursor")) {
+    buttons.push(h("button", { type: "button", onclick: () => history.back() }, "← Previous"));
+    const first = new URLSearchParams(params);
+    first.delete("cursor");
+    buttons.push(h("a", { href: `?${first}` }, "First page"));
+  }
+  if (nextCursor) {
+    buttons.push(h("button", { type: "button", id: "next", onclick: () => {
+      const next = new URLSearchParams(params);
+      next.set("cursor", nextCursor);
+      history.pushState(null, "", `?${next}`);
+      load();
+    } }, "Next →"));
+  }
+  return buttons;
+}
+
 function queuePage(name) {
   document.title = `${name} · Jobwire`;
   crumbs(["Queues", "/ui"], [name, null]);
+  const path = `/v1/queues/${encodeURIComponent(name)}`;
+  const params = () => new URLSearchParams(location.search);
   const counts = h("p", { id: "counts" });
-  const statusSelect = h("select", { id: "filter-status", name: "status" },
-    h("option", { value: "" }, "any"), STATUSES.map((s) => h("option", { value: s }, s)));
-  const functionInput = h("input", { id: "filter-function", name: "function", placeholder: "any",
-    size: 18, maxlength: 200 });
-  const jobIdInput = h("input", { id: "goto-id", name: "id", placeholder: "job id", size: 18 });
-  const filters = h("form", { class: "filters", id: "filters", onsubmit: (event) => {
-    event.preventDefault();
-    const params = new URLSearchParams();
-    if (statusSelect.value) params.set("status", statusSelect.value);
-    if (functionInput.value.trim()) params.set("function", functionInput.value.trim());
-    history.pushState(null, "", `${location.pathname}?${params}`);
-    load();
-  } },
-  h("label", {}, "Status", statusSelect),
-  h("label", {}, "Function", functionInput),
-  h("button", { type: "submit", class: "primary" }, "Filter"));
-  const gotoForm = h("form", { class: "filters", onsubmit: (event) => {
-    event.preventDefault();
-    if (jobIdInput.value.trim()) {
-      location.href = jobUrl({ id: jobIdInput.value.trim(), queue: name });
-    }
-  } }, h("label", {}, "Open a job by id", jobIdInput), h("button", { type: "submit" }, "Open"));
+  const limits = h("div", { id: "limits", class: "group" });
   const jobsBody = h("tbody");
   const pager = h("div", { class: "pager" });
   const workersBody = h("tbody");
+  let info = null;
+  let shownSettings = "";
+  let refresh = () => {};
+  const pause = pauseControl(name, () => refresh());
+  const filters = filterForm((chosen) => {
+    history.pushState(null, "", `${location.pathname}?${chosen}`);
+    load().catch(showBanner);
+  });
+  const bulk = bulkActions({
+    queue: name,
+    filter: () => filterOf(params()),
+    counts: () => info && info.counts,
+    done: () => { // the list may have shrunk: back to its first page
+      const first = params();
+      first.delete("cursor");
+      history.replaceState(null, "", `${location.pathname}?${first}`);
+      refresh();
+    },
+  });
   replace(main,
     h("h1", {}, `Queue ${name}`),
     counts,
-    h("div", { class: "card" }, h("div", { class: "actions" }, filters, gotoForm),
-      h("table", { id: "jobs" }, h("thead", {}, h("tr", {},
-        h("th", {}, "Job"), h("th", {}, "Function"), h("th", {}, "Status"),
-        h("th", { class: "num hide-narrow" }, "Attempts"), h("th", { class: "hide-narrow" }, "Key"),
-        h("th", {}, "Created"), h("th", { class: "hide-narrow" }, "Error"))), jobsBody),
-      pager),
+    h("div", { class: "card", id: "flow" }, h("dl", { class: "fields" },
+      h("dt", {}, "State"), h("dd", {}, pause.element), limits)),
+    h("div", { class: "card" },
+      h("div", { class: "actions" }, filters.element, gotoForm(name)), bulk, jobsTable(jobsBody), pager),
     h("h2", {}, "Workers (seen in the last minute)"),
-    h("div", { class: "card" }, h("table", { id: "workers" }, h("thead", {}, h("tr", {},
-      h("th", {}, "Id"), h("th", { class: "hide-narrow" }, "Host"), h("th", {}, "Functions"),
-      h("th", { class: "num hide-narrow" }, "Concurrency"), h("th", { class: "num" }, "Running"),
-      h("th", {}, "Transport"), h("th", {}, "Last seen"))), workersBody)));
-
-  const params = () => new URLSearchParams(location.search);
+    h("div", { class: "card" }, workersTable(workersBody)));
 
   async function load() {
     const p = params();
-    statusSelect.value = p.get("status") || "";
-    functionInput.value = p.get("function") || "";
+    filters.show(p);
     const query = new URLSearchParams({ limit: String(Number(p.get("limit")) || PAGE_SIZE) });
-    for (const key of ["status", "function", "cursor"]) if (p.get(key)) query.set(key, p.get(key));
-    const page = await api("GET", `/v1/queues/${encodeURIComponent(name)}/jobs?${query}`);
-    replace(jobsBody, page.jobs.length ? page.jobs.map((job) => h("tr", { "data-job": job.id },
-      h("td", { class: "wrap jobid" }, h("a", { href: jobUrl(job) }, job.id)),
-      h("td", {}, job.function),
-      h("td", {}, statusChip(job.status)),
-      h("td", { class: "num hide-narrow" }, `${job.attempts}/${job.retries + 1}`),
-      h("td", { class: "wrap hide-narrow" }, job.key || ""),
-      h("td", { title: ago(job.created) }, localTime(job.created)),
-      h("td", { class: "wrap hide-narrow" }, job.error ? `${job.error.type}: ${job.error.message}` : ""),
-    )) : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No jobs match.")));
-    const buttons = [];
-    if (p.get("cursor")) {
-      buttons.push(h("button", { type: "button", onclick: () => history.back() }, "← Previous"));
-      const first = new URLSearchParams(p);
-      first.delete("cursor");
-      buttons.push(h("a", { href: `?${first}` }, "First page"));
-    }
-    if (page.next_cursor) {
-      buttons.push(h("button", { type: "button", id: "next", onclick: () => {
-        const next = new URLSearchParams(params());
-        next.set("cursor", page.next_cursor);
-        history.pushState(null, "", `?${next}`);
-        load();
-      } }, "Next →"));
-    }
-    replace(pager, buttons);
+    for (const key of [...FILTERS, "cursor"]) if (p.get(key)) query.set(key, p.get(key));
+    const page = await api("GET", `${path}/jobs?${query}`);
+    replace(jobsBody, jobRows(page.jobs));
+    replace(pager, pagerButtons(p, page.next_cursor, load));
   }
 
   async function loadInfo() {
-    const info = await api("GET", `/v1/queues/${encodeURIComponent(name)}`);
+    info = await api("GET", path);
     replace(counts, STATUSES.map((s) => [
       h("a", { href: `?status=${s}`, "data-count": s }, `${s}: ${info.counts[s] || 0}`), " "]));
-    const now = Date.now() / 1000;
-    replace(workersBody, info.workers.length ? info.workers.map((w) => h("tr", { "data-worker": w.id },
-      h("td", { class: "wrap jobid" }, w.id), h("td", { class: "hide-narrow" }, w.host || "—"),
-      h("td", { class: "wrap" }, (w.functions || []).join(", ")),
-      h("td", { class: "num hide-narrow" }, w.concurrency ?? "—"),
-      h("td", { class: "num" }, w.running ?? "—"),
-      h("td", {}, w.transport || "store"),
-      h("td", { title: localTime(w.seen) }, w.seen ? `${duration(now - w.seen)} ago` : "—"),
-    )) : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No worker seen in the last minute.")));
+    pause.show(info.paused);
+    const settings = JSON.stringify(info.settings || {});
+    if (settings !== shownSettings) renderLimits(limits, info.settings);
+    shownSettings = settings;
+    replace(workersBody, workerRows(info.workers));
   }
 
   window.addEventListener("popstate", () => load().catch(showBanner));
-  live(QUEUE_EVERY_MS, async () => {
+  refresh = live(QUEUE_EVERY_MS, async () => {
     await Promise.all([load(), loadInfo()]);
     clearBanner();
   });
@@ -537,7 +448,7 @@ function jobPage(jobId) {
   }
 
   function curlLine(current) {
-    const header = me.auth ? ` -H "Authorization: Bearer $JOBWIRE_TOKEN"` : "";
+    const header = session.me.auth ? ` -H "Authorization: Bearer $JOBWIRE_TOKEN"` : "";
     const url = `${location.origin}/v1/jobs/${encodeURIComponent(current.id)}?queue=${encodeURIComponent(current.queue)}`;
     const text = `curl -s${header} '${url}'`;
     const code = h("code", { id: "curl" }, text);
@@ -589,7 +500,7 @@ function jobPage(jobId) {
 
 async function start() {
   try {
-    me = await api("GET", "/v1/whoami");
+    session.me = await api("GET", "/v1/whoami");
   } catch (error) {
     if (error.status !== 401) replace(main, h("p", { class: "banner", role: "alert" }, error.message));
     return;
@@ -601,4 +512,5 @@ async function start() {
   else overview();
 }
 
+window.addEventListener(SIGNED_OUT, (event) => showLogin(event.detail));
 start();

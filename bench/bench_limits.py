@@ -1,0 +1,117 @@
+"""Benchmark what flow-control limits cost: drain throughput with limits set far above the
+load vs no limits, side by side on each store, in one run.
+
+On each store (redis, postgres, sqlite) and in each run, N no-op jobs are enqueued on a
+fresh store and one worker process (concurrency 10) drains them, timed inside the worker
+(as in bench_stores.py), under three settings:
+
+* **none**: no limits (the stores' fast lease path);
+* **max_active**: ``max_active=1_000_000`` and a per-function ``max_active`` as large
+  (the limited lease path: counting and checking, never holding a job back);
+* **rate**: a queue rate of 1,000,000,000 jobs/s (the sliding-window log).
+
+The ratio limited/none (jobs/s) is paired within a run; the report gives the median over
+runs. The issue's target: limits far above the load cost < 10% (ratio >= 0.90).
+
+Usage:
+    python bench/bench_limits.py [--runs 3] [--jobs 5000] [--stores redis,postgres,sqlite]
+        [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
+"""
+
+import argparse
+import asyncio
+import statistics
+import sys
+
+from bench_stores import _environment, fill, fresh_store, timed_drain
+from harness import throwaway_redis
+
+from jobwire import FunctionLimits, Queue, QueueSettings, Rate
+
+SETTINGS = {
+    "none": QueueSettings(),
+    "max_active": QueueSettings(
+        max_active=1_000_000, functions={"noop": FunctionLimits(max_active=1_000_000)}
+    ),
+    "rate": QueueSettings(rate=Rate(1_000_000_000, 1.0)),
+}
+NAME = "limits"
+
+
+async def drain_rate(store: str, urls: dict[str, str], settings: QueueSettings, jobs: int) -> float:
+    """Jobs/s one worker process drains ``jobs`` no-ops at, under ``settings``."""
+    async with fresh_store(store, urls) as url:
+        await fill("jobwire", url, NAME, jobs)
+        async with Queue.from_url(url, name=NAME) as queue:
+            await queue.configure(settings)
+        return jobs / await timed_drain("jobwire", url, NAME, jobs)
+
+
+async def run(args: argparse.Namespace, urls: dict[str, str]) -> list[str]:
+    """Every store and setting, ``args.runs`` times (order rotated per run); the report."""
+    rates = {s: {label: [] for label in SETTINGS} for s in args.stores}  # type: ignore[var-annotated]
+    labels = list(SETTINGS)
+    for run_number in range(args.runs):
+        order = labels[run_number % len(labels) :] + labels[: run_number % len(labels)]
+        for store in args.stores:
+            for label in order:
+                rate = await drain_rate(store, urls, SETTINGS[label], args.jobs)
+                rates[store][label].append(rate)
+                _log(f"run {run_number + 1}: {store} {label} {rate:,.0f} jobs/s")
+    return _report(args, rates)
+
+
+def _report(args: argparse.Namespace, rates: dict[str, dict[str, list[float]]]) -> list[str]:
+    lines = [
+        f"{args.jobs:,} no-op jobs drained by one worker process (concurrency 10), "
+        f"median of {args.runs} runs; ratio = limited / none, paired within a run.",
+        "",
+        "| store | none (jobs/s) | max_active 1e6 (jobs/s) | ratio | rate 1e9/s (jobs/s) | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for store, per_label in rates.items():
+        none = per_label["none"]
+        cells = [store, f"{statistics.median(none):,.0f}"]
+        for label in ("max_active", "rate"):
+            ratios = [limited / free for limited, free in zip(per_label[label], none, strict=True)]
+            cells += [
+                f"{statistics.median(per_label[label]):,.0f}",
+                f"**{statistics.median(ratios):.2f}** ({min(ratios):.2f}-{max(ratios):.2f})",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=5_000)
+    parser.add_argument(
+        "--stores", type=lambda s: s.split(","), default=["redis", "postgres", "sqlite"]
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a server where this user may create and drop databases",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the markdown report."""
+    args = parse_args(argv)
+    with throwaway_redis() as redis_url:
+        urls = {"redis": redis_url, "postgres": args.postgres_url}
+        lines = asyncio.run(run(args, urls))
+        environment = asyncio.run(_environment(redis_url))
+    print("\n".join([environment, "", *lines]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
