@@ -15,7 +15,6 @@ from jobwire.backends.base import Outcome
 
 # Rows whose store or service does not enforce flow control yet (it lands row by row).
 PENDING_ROWS = {
-    "redis",
     "postgres",
     "pgbouncer",
     "http-redis",

@@ -7,7 +7,11 @@ Keys of queue ``q`` (all share the ``{q}`` hash tag, so one Redis Cluster slot):
   time), ``active`` (zset, score = lease expiry; holds aborting jobs too), ``aborting``
   (set), ``complete``/``failed``/``aborted`` (zsets, score = ttl expiry);
 - ``keys``: hash of dedup key -> job id; ``seq``: FIFO counter; ``workers`` (zset, score =
-  last seen) and ``workerinfo`` (hash); ``finished_per_minute`` (hash: minute -> count).
+  last seen) and ``workerinfo`` (hash); ``finished_per_minute`` (hash: minute -> count);
+- flow control: ``flow`` (hash: ``paused``, ``settings`` JSON, the limits the lease script
+  reads, ``blocked``), ``running_fn``/``running_key`` (hashes: active jobs per limited
+  function / per concurrency key), ``rate``, ``rate:f:<function>``, ``rate:k:<key>``
+  (sliding-window logs, zsets of starts); see lua/limits.lua.
 
 Channels: ``jobwire:{q}:wake`` (new work), ``jobwire:{q}:events`` (a job changed; payload: id).
 """
@@ -29,14 +33,29 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jobwire.backends.base import Backend, LeaseState, Outcome
 from jobwire.backends.codec import error_json
-from jobwire.backends.redis.codec import decode_job, encode_job
+from jobwire.backends.redis.codec import decode_job, encode_filter, encode_job, encode_limits
 from jobwire.backends.waiters import Waiters
 from jobwire.errors import InvalidJobState
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 logger = logging.getLogger("jobwire.redis")
 
-_SCRIPTS = ("enqueue", "lease", "renew", "update", "settle", "abort", "retry", "expired", "delete")
+# Each script is prelude.lua then these files, in order (libraries before their users).
+_SCRIPTS: dict[str, tuple[str, ...]] = {
+    "enqueue": ("enqueue",),
+    "lease": ("lease", "limits", "lease_queue", "lease_jobs"),  # all but lease.lua: limits only
+    "renew": ("renew",),
+    "update": ("update",),
+    "settle": ("slots", "settle"),
+    "abort": ("slots", "ops", "abort"),
+    "retry": ("slots", "ops", "retry"),
+    "expired": ("expired",),
+    "delete": ("slots", "ops", "delete"),
+    "bulk": ("slots", "ops", "bulk"),
+    "settings": ("slots", "limits", "settings"),
+    "pause": ("pause",),
+}
 _QUEUES_KEY = "jobwire:queues"  # set of queue names (outside any queue's slot)
 _REGISTER_EVERY_S = 60.0  # how often an enqueuing process re-adds its queue to that set
 _ENQUEUE_CHUNK = 500  # jobs per script call: bounds how long one call blocks Redis
@@ -45,10 +64,16 @@ _WORKER_FORGET_S = 3600.0  # workers silent this long are dropped from the regis
 _FINISHED_INDEXES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
 
 
+_BULK_ABORT = ErrorInfo("Aborted", "aborted")  # what a bulk abort stores, as a single one
+
+
 def _load_scripts() -> dict[str, str]:
     folder = importlib.resources.files("jobwire.backends.redis") / "lua"
-    prelude = (folder / "prelude.lua").read_text()
-    return {name: prelude + (folder / f"{name}.lua").read_text() for name in _SCRIPTS}
+
+    def parts(names: Sequence[str]) -> str:
+        return "".join((folder / f"{name}.lua").read_text() for name in names)
+
+    return {name: parts(["prelude", *files]) for name, files in _SCRIPTS.items()}
 
 
 _SOURCES = _load_scripts()
@@ -223,6 +248,25 @@ class RedisBackend(Backend):
         next_due = float(reply[0]) if reply[0] else None
         jobs = [self._decode_reply(fields) for fields in reply[1:]]
         return jobs, next_due
+
+    async def settings(self) -> QueueSettings:
+        return QueueSettings.from_json(await self.redis.hget(self.prefix + "flow", "settings"))
+
+    async def put_settings(self, settings: QueueSettings) -> None:
+        await self._run("settings", encode_limits(settings))
+
+    async def is_paused(self) -> bool:
+        return bool(await self.redis.hexists(self.prefix + "flow", "paused"))
+
+    async def set_paused(self, paused: bool) -> None:
+        await self._run("pause", ["1" if paused else "0"])
+
+    async def bulk(
+        self, action: BulkAction, where: JobFilter, cursor: str | None, limit: int
+    ) -> tuple[int, str | None]:
+        args = [action.value, cursor or "", limit, *encode_filter(where), error_json(_BULK_ABORT)]
+        changed, next_cursor = await self._run("bulk", args)
+        return int(changed), next_cursor.decode() or None
 
     def _decode_reply(self, flat: list[bytes]) -> Job:
         fields = _pairs(flat)

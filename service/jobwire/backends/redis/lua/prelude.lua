@@ -33,6 +33,11 @@ local function publish(id)
   redis.call('PUBLISH', prefix .. 'events', id)
 end
 
+-- New work may be due (or a limit lets more start): wake every process's waiting leases.
+local function wake()
+  redis.call('PUBLISH', prefix .. 'wake', '')
+end
+
 local function push_queued(id, key)
   local priority = num_field(key, 'priority', 0, -1000, 1000)
   local seq = redis.call('INCR', prefix .. 'seq')
@@ -57,7 +62,7 @@ local function finish(id, key, status, fields)
   local ttl = math.floor(num_field(key, 'ttl', 600, -1, TTL_MAX))  -- EXPIRE takes it
   release_dedup_key(id, key)
   redis.call('SREM', prefix .. 'aborting', id)
-  redis.call('HDEL', key, 'lease')
+  redis.call('HDEL', key, 'lease', 'held')
   redis.call('HSET', key, 'status', status, 'completed', stamp(now), 'touched', stamp(now))
   if #fields > 0 then
     redis.call('HSET', key, unpack(fields))
@@ -73,3 +78,4 @@ local function finish(id, key, status, fields)
   redis.call('HINCRBY', prefix .. 'finished_per_minute', math.floor(now / 60), 1)
   publish(id)
 end
+

@@ -7,22 +7,8 @@ local status = redis.call('HGET', key, 'status')
 if not status then
   return {0, {}}
 end
-if LIVE[status] then
-  return {3, redis.call('HGETALL', key)}
+local code = retry_job(id, key, status)
+if code == 1 then
+  wake()
 end
-local dedup = redis.call('HGET', key, 'key')
-if dedup then
-  local other = redis.call('HGET', prefix .. 'keys', dedup)
-  if other and other ~= id and LIVE[redis.call('HGET', job_key(other), 'status')] then
-    return {2, redis.call('HGETALL', key)}
-  end
-  redis.call('HSET', prefix .. 'keys', dedup, id)
-end
-redis.call('ZREM', prefix .. status, id)
-redis.call('PERSIST', key)
-redis.call('HDEL', key, 'result', 'completed')
-redis.call('HSET', key, 'progress', '0')
-push_queued(id, key)
-publish(id)
-redis.call('PUBLISH', prefix .. 'wake', '')
-return {1, redis.call('HGETALL', key)}
+return {code, redis.call('HGETALL', key)}

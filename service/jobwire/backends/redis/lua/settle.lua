@@ -6,19 +6,20 @@ local wake = false
 for i = 1, #ARGV, 7 do
   local id, token, status, result, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local key = job_key(id)
-  local lease, current = unpack(redis.call('HMGET', key, 'lease', 'status'))
+  local lease, current, held, fn, ckey =
+    unpack(redis.call('HMGET', key, 'lease', 'status', 'held', 'function', 'concurrency_key'))
   local owned = lease == token and (current == 'active' or current == 'aborting')
   if owned and ARGV[i + 6] == '1' then
     local expires = redis.call('ZSCORE', prefix .. 'active', id)
     owned = expires ~= false and tonumber(expires) <= now
   end
   if owned then
-    redis.call('ZREM', prefix .. 'active', id)
+    release_slot(id, held, fn, ckey)
     if current == 'aborting' and status ~= 'complete' then
       status, err = 'aborted', ''  -- the abort's own error is already stored
     end
     if status == 'queued' then
-      redis.call('HDEL', key, 'lease')
+      redis.call('HDEL', key, 'lease', 'held')
       if err ~= '' then
         redis.call('HSET', key, 'error', err)
       end
@@ -47,4 +48,5 @@ end
 if wake then
   redis.call('PUBLISH', prefix .. 'wake', '')
 end
+flush_slots()
 return out
