@@ -267,6 +267,9 @@ func (c *Client) ListJobs(ctx context.Context, options ListJobsOptions) (*JobPag
 	if options.Function != "" {
 		query.Set("function", options.Function)
 	}
+	if options.KeyPrefix != "" {
+		query.Set("key_prefix", options.KeyPrefix)
+	}
 	if options.Limit > 0 {
 		query.Set("limit", strconv.Itoa(options.Limit))
 	}

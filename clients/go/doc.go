@@ -4,7 +4,9 @@
 // them (Apply, GetJob with a long-poll wait), aborts and retries them, and reads queues;
 // A Worker runs handlers on leased jobs (concurrency, lease renewal, abort through
 // context cancellation, timeouts, graceful stop); Lease, Heartbeat, Renew, Complete, Fail
-// and Settle let a Go program take and report jobs itself.
+// and Settle let a Go program take and report jobs itself. PauseQueue, ResumeQueue,
+// SetQueueSettings (concurrency and rate limits that hold across every worker) and
+// RetryJobs, DeleteJobs, AbortJobs (by a JobFilter) are flow control for operators.
 //
 //	client, err := jobwire.New("http://127.0.0.1:8080", jobwire.WithToken(token), jobwire.WithQueue("emails"))
 //	job, err := client.Enqueue(ctx, "send_email", map[string]any{"to": "a@example.com"},

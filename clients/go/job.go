@@ -67,31 +67,33 @@ func (b *Backoff) UnmarshalJSON(data []byte) error {
 // Job is a job as the service returns it. Times are Unix seconds (0: not yet); durations
 // are seconds, as on the wire.
 type Job struct {
-	ID           string          `json:"id"`
-	Function     string          `json:"function"`
-	Kwargs       map[string]any  `json:"kwargs"`
-	Queue        string          `json:"queue"`
-	Key          *string         `json:"key"`
-	Status       Status          `json:"status"`
-	Priority     int             `json:"priority"`
-	Timeout      *float64        `json:"timeout"`
-	Heartbeat    float64         `json:"heartbeat"`
-	Retries      int             `json:"retries"`
-	Attempts     int             `json:"attempts"`
-	TTL          int             `json:"ttl"`
-	Scheduled    float64         `json:"scheduled"`
-	RetryDelay   float64         `json:"retry_delay"`
-	RetryBackoff Backoff         `json:"retry_backoff"`
-	Progress     float64         `json:"progress"`
-	Meta         map[string]any  `json:"meta"`
-	Result       json.RawMessage `json:"result"`
-	Error        *ErrorInfo      `json:"error"`
-	Created      float64         `json:"created"`
-	Queued       float64         `json:"queued"`
-	Started      float64         `json:"started"`
-	Completed    float64         `json:"completed"`
-	Touched      float64         `json:"touched"`
-	Worker       *string         `json:"worker"`
+	ID       string         `json:"id"`
+	Function string         `json:"function"`
+	Kwargs   map[string]any `json:"kwargs"`
+	Queue    string         `json:"queue"`
+	Key      *string        `json:"key"`
+	// ConcurrencyKey groups jobs for the queue's per-key limits.
+	ConcurrencyKey *string         `json:"concurrency_key"`
+	Status         Status          `json:"status"`
+	Priority       int             `json:"priority"`
+	Timeout        *float64        `json:"timeout"`
+	Heartbeat      float64         `json:"heartbeat"`
+	Retries        int             `json:"retries"`
+	Attempts       int             `json:"attempts"`
+	TTL            int             `json:"ttl"`
+	Scheduled      float64         `json:"scheduled"`
+	RetryDelay     float64         `json:"retry_delay"`
+	RetryBackoff   Backoff         `json:"retry_backoff"`
+	Progress       float64         `json:"progress"`
+	Meta           map[string]any  `json:"meta"`
+	Result         json.RawMessage `json:"result"`
+	Error          *ErrorInfo      `json:"error"`
+	Created        float64         `json:"created"`
+	Queued         float64         `json:"queued"`
+	Started        float64         `json:"started"`
+	Completed      float64         `json:"completed"`
+	Touched        float64         `json:"touched"`
+	Worker         *string         `json:"worker"`
 	// Duplicate is set on enqueue replies: a live job with this id or key already existed.
 	Duplicate bool `json:"duplicate,omitempty"`
 	// Lease is the token of the current attempt, on jobs returned by Lease.
@@ -118,6 +120,9 @@ type JobOptions struct {
 	// Key deduplicates: while a job with this key is queued, scheduled or active, another
 	// enqueue returns it (Duplicate set) instead.
 	Key string
+	// ConcurrencyKey groups jobs for the queue's per-key limits (a tenant id, say):
+	// QueueSettings.MaxActivePerKey and RatePerKey hold for each key apart.
+	ConcurrencyKey string
 	// Timeout cancels the task after this long (0: no limit).
 	Timeout time.Duration
 	// Retries after the first attempt.
@@ -163,6 +168,9 @@ func (s JobSpec) body() map[string]any {
 	if s.Key != "" {
 		body["key"] = s.Key
 	}
+	if s.ConcurrencyKey != "" {
+		body["concurrency_key"] = s.ConcurrencyKey
+	}
 	if s.Timeout > 0 {
 		body["timeout"] = s.Timeout.Seconds()
 	}
@@ -198,6 +206,10 @@ type QueueInfo struct {
 	Workers   []map[string]any `json:"workers"`
 	// FinishedPerS is jobs finished per second over the last five minutes.
 	FinishedPerS float64 `json:"finished_per_s"`
+	// Paused is true while no job of the queue is leased.
+	Paused bool `json:"paused"`
+	// Settings are the queue's limits.
+	Settings QueueSettings `json:"settings"`
 }
 
 // QueueSummary is one queue of ListQueues.
@@ -210,6 +222,8 @@ type QueueSummary struct {
 type ListJobsOptions struct {
 	Status   Status
 	Function string
+	// KeyPrefix lists only jobs whose deduplication key starts with this.
+	KeyPrefix string
 	// Limit is the page size, 1..1000 (0: the service's default, 100).
 	Limit int
 	// Cursor is the previous page's NextCursor.

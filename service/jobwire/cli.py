@@ -1,8 +1,10 @@
-"""The ``jobwire`` command: run the service or workers, enqueue and inspect jobs.
+"""The ``jobwire`` command: run the service or workers, enqueue and inspect jobs, pause
+queues, set their limits, and retry, delete or abort jobs in bulk.
 
-Client commands (enqueue, status, jobs, retry, abort, delete, queues, info) talk to
-``--url``: the service (``http(s)://``, ``grpc(s)://``) or a store straight
-(``redis://``, ``postgresql://``, ``sqlite:///path.db``).
+Client commands (enqueue, status, jobs, retry, abort, delete, queues, info, pause,
+resume, limits, retry-jobs, delete-jobs, abort-jobs) talk to ``--url``: the service
+(``http(s)://``, ``grpc(s)://``) or a store straight (``redis://``, ``postgresql://``,
+``sqlite:///path.db``).
 """
 
 import argparse
@@ -22,6 +24,7 @@ import orjson
 
 from jobwire.backends import redact_url
 from jobwire.errors import Forbidden, InvalidJobState, JobNotFound, JobwireError, Unauthenticated
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import Job, Status
 from jobwire.queue import Queue
 from jobwire.worker import Worker
@@ -120,12 +123,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(commands, common)
     _worker_parser(commands, common)
-    client = _Parser(add_help=False, parents=[common])
-    client.add_argument(
+    store = _Parser(add_help=False, parents=[common])
+    store.add_argument(
         "--url",
         default=os.environ.get("JOBWIRE_URL", DEFAULT_URL),
         help=f"the service or a store (env JOBWIRE_URL; default {DEFAULT_URL})",
     )
+    client = _Parser(add_help=False, parents=[store])
     client.add_argument("--queue", default="default", help="queue name (default: default)")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -142,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
         "--ttl", type=int, help="seconds the finished job stays readable (0 forever)"
     )
     enqueue.add_argument("--key", help="dedup key: no second job while one with it is live")
+    enqueue.add_argument(
+        "--concurrency-key", help="groups jobs for the queue's per-key limits (a tenant id, say)"
+    )
     enqueue.add_argument("--heartbeat", type=float, help="lease length in seconds")
     when = enqueue.add_mutually_exclusive_group()
     when.add_argument("--scheduled", type=float, help="Unix time before which it does not start")
@@ -164,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     jobs = command("jobs", "list a queue's jobs, newest first (one line each)")
     jobs.add_argument("--status", choices=[s.value for s in Status], help="only this status")
     jobs.add_argument("--function", help="only jobs of this function")
+    jobs.add_argument("--key-prefix", help="only jobs whose dedup key starts with this")
     jobs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     jobs.add_argument("--json", action="store_true", help="print JSON lines, every field")
 
@@ -179,7 +187,47 @@ def _parser() -> argparse.ArgumentParser:
 
     command("queues", "list the queues that hold jobs")
     command("info", "show a queue's counts, workers and throughput")
+    _flow_parsers(commands, store)
     return parser
+
+
+def _flow_parsers(commands: Any, store: argparse.ArgumentParser) -> None:
+    """The commands about a whole queue, which they name as their first argument."""
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name, help=help_text, description=help_text, parents=[store]
+        )
+        sub.add_argument("queue", help="the queue's name")
+        return sub
+
+    command("pause", "pause a queue: no worker leases its jobs (running ones finish)")
+    command("resume", "resume a paused queue")
+    limits = command("limits", "show a queue's limits and pause state, or replace the limits")
+    limits.add_argument(
+        "--set",
+        dest="settings",
+        type=_queue_settings,
+        metavar="JSON",
+        help='the new limits, e.g. \'{"max_active": 5, "rate": {"limit": 50, "period_s": 1}}\' '
+        "(keys: max_active, max_active_per_key, rate, rate_per_key, functions); '{}' removes all",
+    )
+    for action, help_text in [
+        ("retry", "queue again every finished job the filter matches"),
+        ("delete", "delete every job the filter matches, whatever its status"),
+        ("abort", "abort every queued, scheduled or active job the filter matches"),
+    ]:
+        sub = command(f"{action}-jobs", f"{help_text}; prints how many")
+        sub.add_argument("--status", choices=[s.value for s in Status], help="only this status")
+        sub.add_argument("--function", help="only jobs of this function")
+        sub.add_argument("--key-prefix", help="only jobs whose dedup key starts with this")
+        sub.add_argument(
+            "--before", type=float, metavar="UNIX_TIME", help="only jobs enqueued before"
+        )
+        sub.add_argument(
+            "--after", type=float, metavar="UNIX_TIME", help="only jobs enqueued at/after"
+        )
+        sub.add_argument("--all", action="store_true", help="every job of the queue (no filter)")
 
 
 def _serve_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -227,6 +275,13 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
+def _queue_settings(text: str) -> QueueSettings:
+    try:
+        return QueueSettings.from_dict(_json_object(text))
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = orjson.loads(text)
@@ -250,6 +305,12 @@ async def _client_command(args: argparse.Namespace) -> int:
             await _list_jobs(queue, args)
         elif args.command == "enqueue":
             return await _enqueue(queue, args)
+        elif args.command in ("pause", "resume", "limits"):
+            await _queue_state(queue, args)
+        elif args.command.endswith("-jobs"):
+            print(
+                await queue.bulk(BulkAction(args.command.removesuffix("-jobs")), _job_filter(args))
+            )
         elif args.command == "delete":
             await queue.delete(args.job_id)
             print(f"deleted {args.job_id}")
@@ -277,6 +338,7 @@ async def _enqueue(queue: Queue, args: argparse.Namespace) -> int:
         retries=args.retries,
         ttl=args.ttl,
         key=args.key,
+        concurrency_key=args.concurrency_key,
         heartbeat=args.heartbeat,
         scheduled=scheduled,
         retry_delay=args.retry_delay,
@@ -295,14 +357,41 @@ async def _enqueue(queue: Queue, args: argparse.Namespace) -> int:
     return 1 if job.status in (Status.FAILED, Status.ABORTED) else 0
 
 
+async def _queue_state(queue: Queue, args: argparse.Namespace) -> None:
+    """Pause, resume or set limits as asked, then print the queue's state (REST's shape)."""
+    if args.command == "pause":
+        await queue.pause()
+    elif args.command == "resume":
+        await queue.resume()
+    elif args.settings is not None:
+        await queue.configure(args.settings)
+    settings = await queue.settings()
+    _print({"queue": queue.name, "paused": await queue.paused(), "settings": settings.to_dict()})
+
+
+def _job_filter(args: argparse.Namespace) -> JobFilter:
+    where = JobFilter(
+        status=Status(args.status) if args.status else None,
+        function=args.function,
+        key_prefix=args.key_prefix,
+        enqueued_before=args.before,
+        enqueued_after=args.after,
+    )
+    if where == JobFilter() and not args.all:
+        raise CliError(
+            f"no filter: pass --all to {args.command.removesuffix('-jobs')} every job of "
+            f"queue {args.queue!r}, or a filter (--status, --function, --key-prefix, ...)"
+        )
+    return where
+
+
 async def _list_jobs(queue: Queue, args: argparse.Namespace) -> None:
-    # The store filters by status; the function filter looks through a larger page.
-    fetch = args.limit if args.function is None else max(args.limit, 10_000)
-    jobs = [
-        job
-        for job in await queue.jobs(args.status, limit=fetch)
-        if args.function is None or job.function == args.function
-    ][: args.limit]
+    # The store filters by status; other filters look through a larger page.
+    where = JobFilter(function=args.function, key_prefix=args.key_prefix)
+    fetch = args.limit if where == JobFilter() else max(args.limit, 10_000)
+    jobs = [job for job in await queue.jobs(args.status, limit=fetch) if where.matches(job)][
+        : args.limit
+    ]
     if args.json:
         for job in jobs:
             print(orjson.dumps(_job_fields(job), default=str).decode())
@@ -318,6 +407,8 @@ _JOB_FIELDS = (
     "queue",
     "function",
     "kwargs",
+    "key",
+    "concurrency_key",
     "status",
     "attempts",
     "progress",

@@ -17,6 +17,7 @@ from jobwire import Queue, Status
 from jobwire.cli import _parser
 
 CLIENT_COMMANDS = ("enqueue", "status", "jobs", "retry", "abort", "delete", "queues", "info")
+FLOW_COMMANDS = ("pause", "resume", "limits", "retry-jobs", "delete-jobs", "abort-jobs")
 
 
 def jobwire_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,7 +44,7 @@ def test_version() -> None:
 def test_every_option_of_every_command_has_help() -> None:
     parser = _parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(CLIENT_COMMANDS) | {"serve", "worker"} <= set(commands)
+    assert set(CLIENT_COMMANDS) | set(FLOW_COMMANDS) | {"serve", "worker"} <= set(commands)
     for name, sub in {"jobwire": parser, **commands}.items():
         for action in sub._actions:
             if action.dest not in ("help", "version", "command"):

@@ -66,6 +66,11 @@ def test_cookbook_runs_against_a_service_with_tokens(token_service: Service) -> 
         "event: job",
         "aborted",
         "204",  # delete
+        "(5, False)",  # limits stored, queue not paused
+        "{'limit': 10, 'period_s': 1.0}",  # a rate's period defaults to 1 s
+        "tenant-7",
+        "['welcome-42']",  # listed by key prefix
+        "True",  # the bulk abort's jobs deleted in bulk
         '{"status":"ready"}',
         "Jobwire",
     ]
@@ -74,3 +79,7 @@ def test_cookbook_runs_against_a_service_with_tokens(token_service: Service) -> 
         assert want in stripped, f"missing {want!r} in the cookbook's output:\n{output}"
     assert any('"code":"not_found"' in line for line in lines), output
     assert any('"code":"stale_lease"' in line for line in lines), output
+    paused = [line for line in stripped if line.endswith(('"paused":true}', '"paused":false}'))]
+    assert [line.endswith("true}") for line in paused] == [True, False], output
+    counts = [json.loads(line)["count"] for line in stripped if line.startswith('{"count"')]
+    assert len(counts) == 2 and counts[1] >= 1, output  # the retry, then the abort

@@ -49,6 +49,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             ],
         },
         "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Jobwire"}},
+        "queues": {
+            "emails": {
+                "max_active": 20,
+                "max_active_per_key": 2,
+                "rate": {"limit": 100, "period_s": 1},
+                "rate_per_key": {"limit": 5, "period_s": 0.5},
+                "functions": {"send_welcome_email": {"max_active": 5, "rate": {"limit": 50}}},
+            },
+            "reports": {"paused": True},
+        },
         "workers": [
             {
                 "name": "emails",

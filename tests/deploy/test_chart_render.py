@@ -20,7 +20,9 @@ from chart_render import (
     render,
 )
 
+from jobwire.flow import Rate
 from jobwire.server.auth import Role, parse_tokens
+from jobwire.server.settings import QUEUE_SETUPS
 
 pytestmark = pytest.mark.xdist_group("chart-render")  # each render once
 
@@ -319,6 +321,28 @@ def test_network_policies_let_only_the_right_pods_in(everything: Rendered) -> No
     worker_policy = policies[f"{NAME}-worker-emails"]
     assert worker_policy["spec"]["policyTypes"] == ["Ingress"]
     assert "ingress" not in worker_policy["spec"]  # nothing may connect to a worker
+
+
+def test_queues_become_the_services_jobwire_queues(
+    defaults: Rendered, everything: Rendered
+) -> None:
+    """`queues` reaches the service as JSON in JOBWIRE_QUEUES; none set, no variable."""
+    assert "JOBWIRE_QUEUES" not in defaults.get("ConfigMap", NAME)["data"]
+    env = container_env(everything, containers(everything.get("Deployment", NAME))[0])
+    queues = json.loads(env["JOBWIRE_QUEUES"])
+    assert queues == VALUE_SETS["everything"]["queues"]
+    setups = QUEUE_SETUPS.validate_json(env["JOBWIRE_QUEUES"])  # as `jobwire serve` reads it
+    emails = setups["emails"].to_settings()
+    assert (emails.max_active, emails.rate_per_key) == (20, Rate(limit=5, period_s=0.5))
+    assert emails.functions["send_welcome_email"].rate == Rate(limit=50, period_s=1.0)
+    assert (setups["reports"].paused, setups["reports"].has_limits) == (True, False)
+    # A change of limits changes the pods' config checksum: they restart and apply it.
+    changed = render({**VALUE_SETS["everything"], "queues": {"emails": {"max_active": 1}}})
+    annotations = [
+        r.get("Deployment", NAME)["spec"]["template"]["metadata"]["annotations"]
+        for r in (everything, changed)
+    ]
+    assert annotations[0]["checksum/config"] != annotations[1]["checksum/config"]
 
 
 def test_grafana_dashboard_configmap(everything: Rendered) -> None:

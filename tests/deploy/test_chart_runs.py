@@ -34,12 +34,17 @@ from chart_render import (
 from prometheus_client.parser import text_string_to_metric_families
 from service_fixtures import free_port
 
+from jobwire.flow import QueueSettings
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chart-runs")]
 
 NAME = fullname()
 WORKER_COMMAND = ["jobwire", "worker", "examples.tasks.settings", "--concurrency", "5"]
 READY_DEADLINE_S = 20.0
 JOB_DEADLINE_S = 20.0
+# A queue of this run's own, with limits and paused through the chart's `queues`.
+LIMITED_QUEUE = f"chart-{uuid4().hex[:8]}"
+QUEUE_VALUES = {"max_active": 3, "rate": {"limit": 10, "period_s": 2}, "paused": True}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +55,7 @@ def rendered(redis_url: str) -> Rendered:
             "backend": {"url": redis_url},
             "config": {"logFormat": "text"},
             "workers": [{"name": "examples", "command": WORKER_COMMAND}],
+            "queues": {LIMITED_QUEUE: QUEUE_VALUES},
         }
     )
 
@@ -227,6 +233,17 @@ def test_metrics_the_dashboard_and_keda_read_are_served(deployment: dict[str, An
     served = _metric_names(text)
     assert wanted and wanted <= served, sorted(wanted - served)
     assert re.search(r'jobwire_queue_jobs\{queue="emails",status="queued"\}', text)
+
+
+def test_the_service_applies_the_charts_queues_at_start(deployment: dict[str, Any]) -> None:
+    _wait_ready(deployment)
+    url = f"{deployment['url']}/v1/queues/{LIMITED_QUEUE}/settings"
+    answer = httpx.get(url, headers=_admin(deployment), timeout=5)
+    assert answer.status_code == 200, f"{answer.text}\n{_logs(deployment)}"
+    state = answer.json()
+    limits = {key: value for key, value in QUEUE_VALUES.items() if key != "paused"}
+    assert (state["queue"], state["paused"]) == (LIMITED_QUEUE, True), state
+    assert QueueSettings.from_dict(state["settings"]) == QueueSettings.from_dict(limits), state
 
 
 def test_service_and_worker_stop_cleanly_on_sigterm(deployment: dict[str, Any]) -> None:

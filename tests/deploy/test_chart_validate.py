@@ -69,6 +69,19 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "worker-negative-replicas": ({"workers": [{**WORKER, "replicas": -2}]}, "replicas"),
     "worker-unknown-key": ({"workers": [{**WORKER, "replica": 2}]}, "replica"),
     "hpa-zero-min": ({"autoscaling": {"minReplicas": 0}}, "/autoscaling/minReplicas"),
+    "queue-zero-limit": ({"queues": {"emails": {"max_active": 0}}}, "/queues/emails/max_active"),
+    "queue-fractional-limit": (
+        {"queues": {"q": {"max_active_per_key": 1.5}}},
+        "max_active_per_key",
+    ),
+    "queue-misspelt-limit": ({"queues": {"emails": {"max_actve": 5}}}, "max_actve"),
+    "queue-rate-without-limit": ({"queues": {"q": {"rate": {"period_s": 1}}}}, "/queues/q/rate"),
+    "queue-rate-long-period": (
+        {"queues": {"q": {"functions": {"f": {"rate": {"limit": 1, "period_s": 90000}}}}}},
+        "period_s",
+    ),
+    "queue-bad-name": ({"queues": {"no spaces": {"paused": True}}}, "propertyName 'no spaces'"),
+    "queue-paused-string": ({"queues": {"q": {"paused": "yes"}}}, "/queues/q/paused"),
     "spread-policy": (
         {
             "topologySpreadConstraints": [

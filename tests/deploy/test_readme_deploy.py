@@ -1,6 +1,7 @@
 """README's "Deploy on Kubernetes" works as written: each helm command renders (values
 checked by the schema, manifests by Kubernetes' schemas), the worker Dockerfile lints."""
 
+import json
 import os
 import re
 import shlex
@@ -126,6 +127,12 @@ def test_worker_groups_get_the_service_url() -> None:
         deployment = rendered.get("Deployment", f"{release}-worker-{worker['name']}")
         env = container_env(rendered, containers(deployment)[0])
         assert env["JOBWIRE_URL"] == f"grpc://{release}:50051", command  # the Work stream
+
+
+def test_queue_limits_reach_the_service() -> None:
+    (command, release, values) = next(r for r in _releases() if "queues.yaml" in r[0])
+    config = render(values, name=release).get("ConfigMap", release)["data"]  # the service's
+    assert json.loads(config["JOBWIRE_QUEUES"]) == _values_files()["queues.yaml"]["queues"], command
 
 
 def test_the_worker_dockerfile_lints_clean_and_runs_as_the_image_user(tmp_path: Path) -> None:

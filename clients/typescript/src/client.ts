@@ -1,8 +1,12 @@
-/** `Client`: enqueue, wait for, watch, abort and inspect jobs of a Jobwire service. */
+/**
+ * `Client`: enqueue, wait for, watch, abort and inspect jobs of a Jobwire service; pause
+ * queues, set their limits, and retry, delete or abort jobs in bulk.
+ */
 
 import { randomUUID } from "node:crypto";
 
 import { JobAborted, JobFailed, WaitTimeout } from "./errors.js";
+import { filterBody, settingsBody, toSettings, type RawQueueSettings } from "./flow.js";
 import { Transport, type RetryPolicy } from "./http.js";
 import { parseSse } from "./sse.js";
 import {
@@ -12,6 +16,7 @@ import {
   type ErrorInfo,
   type GetJobOptions,
   type Job,
+  type JobFilter,
   type JobOptions,
   type JobPage,
   type JobSpec,
@@ -24,6 +29,9 @@ import {
   type Outcome,
   type QueueInfo,
   type QueueOption,
+  type QueueSettings,
+  type QueueSettingsReply,
+  type QueueState,
   type QueueSummary,
   type SignalOption,
 } from "./types.js";
@@ -199,6 +207,7 @@ export class Client {
         query: {
           status: options.status,
           function: options.function,
+          key_prefix: options.keyPrefix,
           limit: options.limit,
           cursor: options.cursor,
         },
@@ -224,8 +233,8 @@ export class Client {
       idempotent: true,
       signal: options.signal,
     });
-    const { finished_per_s: finishedPerS, ...rest } = data;
-    return { ...rest, finishedPerS };
+    const { finished_per_s: finishedPerS, settings, ...rest } = data;
+    return { ...rest, finishedPerS, settings: toSettings(settings) };
   }
 
   // -- controlling ----------------------------------------------------------------------
@@ -261,6 +270,59 @@ export class Client {
       idempotent: true,
       signal: options.signal,
     });
+  }
+
+  // -- flow control ---------------------------------------------------------------------
+
+  /** Stop leasing the queue's jobs, for every worker (running ones finish; admin token). */
+  async pauseQueue(options: QueueOption & SignalOption = {}): Promise<QueueState> {
+    return this.setPaused("pause", options);
+  }
+
+  /** Lease the queue's jobs again (admin token). */
+  async resumeQueue(options: QueueOption & SignalOption = {}): Promise<QueueState> {
+    return this.setPaused("resume", options);
+  }
+
+  /** The queue's limits and whether it is paused. */
+  async getQueueSettings(options: QueueOption & SignalOption = {}): Promise<QueueSettingsReply> {
+    const data = await this.transport.json<RawSettingsReply>(
+      "GET",
+      `${this.queuePath(options)}/settings`,
+      { idempotent: true, signal: options.signal },
+    );
+    return { queue: data.queue, paused: data.paused, settings: toSettings(data.settings) };
+  }
+
+  /**
+   * Replace the queue's limits (admin token); `{}` removes them all. Every worker leasing
+   * afterwards keeps them. A value out of range is an `InvalidRequest` naming the field.
+   */
+  async putQueueSettings(
+    settings: QueueSettings,
+    options: QueueOption & SignalOption = {},
+  ): Promise<QueueSettingsReply> {
+    const data = await this.transport.json<RawSettingsReply>(
+      "PUT",
+      `${this.queuePath(options)}/settings`,
+      { body: settingsBody(settings), idempotent: true, signal: options.signal },
+    );
+    return { queue: data.queue, paused: data.paused, settings: toSettings(data.settings) };
+  }
+
+  /** Queue again every finished job `filter` matches (`{}`: all); returns how many. */
+  async retryJobs(filter: JobFilter = {}, options: QueueOption & SignalOption = {}): Promise<number> {
+    return this.bulk("retry", filter, false, options); // a resend could retry a job twice
+  }
+
+  /** Delete every job `filter` matches, whatever its status (admin token); returns how many. */
+  async deleteJobs(filter: JobFilter = {}, options: QueueOption & SignalOption = {}): Promise<number> {
+    return this.bulk("delete", filter, true, options);
+  }
+
+  /** Abort every live job `filter` matches; returns how many. */
+  async abortJobs(filter: JobFilter = {}, options: QueueOption & SignalOption = {}): Promise<number> {
+    return this.bulk("abort", filter, true, options);
   }
 
   // -- working (what `Worker` uses; exposed for custom workers) -------------------------
@@ -385,6 +447,30 @@ export class Client {
     return `/v1/queues/${encodeURIComponent(options.queue ?? this.queue)}`;
   }
 
+  private async setPaused(
+    verb: "pause" | "resume",
+    options: QueueOption & SignalOption,
+  ): Promise<QueueState> {
+    return this.transport.json<QueueState>("POST", `${this.queuePath(options)}/${verb}`, {
+      idempotent: true,
+      signal: options.signal,
+    });
+  }
+
+  private async bulk(
+    action: "retry" | "delete" | "abort",
+    filter: JobFilter,
+    idempotent: boolean,
+    options: QueueOption & SignalOption,
+  ): Promise<number> {
+    const data = await this.transport.json<{ count: number }>(
+      "POST",
+      `${this.queuePath(options)}/jobs/${action}`,
+      { body: filterBody(filter), idempotent, signal: options.signal },
+    );
+    return data.count;
+  }
+
   private async waitFinished<R>(
     id: string,
     deadline: number,
@@ -406,18 +492,24 @@ export class Client {
 
 // -- wire format ----------------------------------------------------------------------
 
-type RawJob = Omit<Job, "retryDelay" | "retryBackoff"> & {
+type RawJob = Omit<Job, "retryDelay" | "retryBackoff" | "concurrencyKey"> & {
   retry_delay: number;
   retry_backoff: boolean | number;
+  concurrency_key?: string | null;
   lease?: string;
 };
 
-type RawQueueInfo = Omit<QueueInfo, "finishedPerS"> & { finished_per_s: number };
+type RawQueueInfo = Omit<QueueInfo, "finishedPerS" | "settings"> & {
+  finished_per_s: number;
+  settings?: RawQueueSettings;
+};
+
+type RawSettingsReply = QueueState & { settings?: RawQueueSettings };
 
 /** A job from the service's JSON (snake_case fields become camelCase). */
 export function toJob<R = unknown>(raw: RawJob): Job<R> {
-  const { retry_delay: retryDelay, retry_backoff: retryBackoff, ...rest } = raw;
-  return { ...rest, retryDelay, retryBackoff } as Job<R>;
+  const { retry_delay: retryDelay, retry_backoff: retryBackoff, concurrency_key, ...rest } = raw;
+  return { ...rest, concurrencyKey: concurrency_key ?? null, retryDelay, retryBackoff } as Job<R>;
 }
 
 /** The REST body of one job to enqueue. */
@@ -430,6 +522,7 @@ function requestBody(spec: JobSpec): Record<string, unknown> {
   const options: Required<{ [K in keyof JobOptions]: string }> = {
     id: "id",
     key: "key",
+    concurrencyKey: "concurrency_key",
     timeout: "timeout",
     retries: "retries",
     ttl: "ttl",

@@ -40,6 +40,8 @@ export interface Job<R = unknown> {
   kwargs: Record<string, unknown>;
   queue: string;
   key: string | null;
+  /** Groups jobs for the queue's per-key limits (`maxActivePerKey`, `ratePerKey`). */
+  concurrencyKey: string | null;
   status: JobStatus;
   priority: number;
   timeout: number | null;
@@ -78,6 +80,11 @@ export interface JobOptions {
   id?: string;
   /** Deduplication key: while a job with this key is queued, scheduled or active, no other. */
   key?: string;
+  /**
+   * Groups jobs for the queue's per-key limits (a tenant id, say): `maxActivePerKey` and
+   * `ratePerKey` hold for each key apart. 1..512 characters.
+   */
+  concurrencyKey?: string;
   /** Seconds before the worker cancels the task (none by default). */
   timeout?: number;
   /** Retries after the first attempt (default 0). */
@@ -127,6 +134,8 @@ export interface GetJobOptions extends QueueOption, SignalOption {
 export interface ListJobsOptions extends QueueOption, SignalOption {
   status?: JobStatus;
   function?: string;
+  /** Only jobs whose deduplication `key` starts with this. */
+  keyPrefix?: string;
   /** Jobs per page, 1..1000 (default 100). */
   limit?: number;
   /** `nextCursor` of the previous page. */
@@ -163,6 +172,10 @@ export interface QueueInfo {
   workers: WorkerInfo[];
   /** Jobs finished per second over the last five minutes. */
   finishedPerS: number;
+  /** While true, no job of the queue is leased (running ones finish; enqueue works). */
+  paused: boolean;
+  /** The queue's limits. */
+  settings: QueueSettings;
 }
 
 export interface QueueSummary {
@@ -206,4 +219,66 @@ export interface Outcome extends LeaseRef {
   /** With `queued`: seconds before the job may run again. */
   delayS?: number;
   runS?: number;
+}
+
+// -- flow control ------------------------------------------------------------------------
+
+/** At most `limit` jobs start in any window of `periodS` seconds (a sliding window). */
+export interface Rate {
+  limit: number;
+  /** The window in seconds, > 0 and <= 86400 (default 1). */
+  periodS?: number;
+}
+
+/** Limits on the jobs of one function, across every worker. */
+export interface FunctionLimits {
+  /** Jobs of the function active at once. */
+  maxActive?: number;
+  /** Jobs of the function started per window. */
+  rate?: Rate;
+}
+
+/**
+ * A queue's limits, across every worker of every language; each left out is no limit.
+ * The store enforces them where jobs are leased. Limits are 1..1,000,000,000.
+ */
+export interface QueueSettings {
+  /** Jobs of the queue active at once. */
+  maxActive?: number;
+  /** Jobs active at once per `concurrencyKey` (jobs without a key are not counted). */
+  maxActivePerKey?: number;
+  /** Jobs of the queue started per window. */
+  rate?: Rate;
+  /** Jobs started per window per `concurrencyKey`. */
+  ratePerKey?: Rate;
+  /** Limits per function name. */
+  functions?: Record<string, FunctionLimits>;
+}
+
+/** Whether a queue is paused, as pause and resume answer. */
+export interface QueueState {
+  queue: string;
+  paused: boolean;
+}
+
+/** A queue's limits and pause state, as the settings calls answer. */
+export interface QueueSettingsReply extends QueueState {
+  settings: QueueSettings;
+}
+
+/**
+ * Which jobs of a queue a bulk call takes; each field left out matches every job, so `{}`
+ * takes them all.
+ */
+export interface JobFilter {
+  /** Only jobs in this status. */
+  status?: JobStatus;
+  /** Only jobs of this function. */
+  function?: string;
+  /** Only jobs whose deduplication `key` starts with this. */
+  keyPrefix?: string;
+  /** Only jobs created before this time (Unix seconds, or a Date). */
+  enqueuedBefore?: number | Date;
+  /** Only jobs created at or after this time (Unix seconds, or a Date). */
+  enqueuedAfter?: number | Date;
 }

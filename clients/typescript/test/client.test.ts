@@ -14,6 +14,7 @@ import {
   WaitTimeout,
   type Job,
   type JobStatus,
+  type QueueSettings,
 } from "../dist/index.js";
 import { makeClient, roleTokens, serviceUrl, uniqueQueue } from "./helpers.js";
 
@@ -273,6 +274,107 @@ describe("controlling", () => {
   });
 });
 
+describe("flow control", () => {
+  test("a paused queue leases nothing and still takes jobs; resume lets them run", async () => {
+    const client = makeClient();
+    assert.deepEqual(await client.pauseQueue(), { queue: client.queue, paused: true });
+    const job = await client.enqueue("f");
+    assert.equal(job.status, "queued");
+    assert.equal((await client.queueInfo()).paused, true);
+    assert.equal((await client.getQueueSettings()).paused, true);
+    assert.deepEqual((await client.lease({ workerId: "w", wait: 0.3 })).jobs, []);
+    assert.deepEqual(await client.resumeQueue(), { queue: client.queue, paused: false });
+    assert.equal((await client.queueInfo()).paused, false);
+    const { jobs } = await client.lease({ workerId: "w", wait: 5 });
+    assert.deepEqual(
+      jobs.map((j) => j.id),
+      [job.id],
+    );
+  });
+
+  test("settings round trip through put, get and queueInfo; {} removes them", async () => {
+    const client = makeClient();
+    assert.deepEqual(await client.getQueueSettings(), {
+      queue: client.queue,
+      paused: false,
+      settings: {},
+    });
+    const settings: QueueSettings = {
+      maxActive: 5,
+      maxActivePerKey: 1,
+      rate: { limit: 100, periodS: 1 },
+      ratePerKey: { limit: 10, periodS: 0.5 },
+      functions: { f: { maxActive: 2, rate: { limit: 50, periodS: 1 } }, g: { maxActive: 3 } },
+    };
+    const stored = await client.putQueueSettings(settings);
+    assert.deepEqual(stored, { queue: client.queue, paused: false, settings });
+    assert.deepEqual((await client.getQueueSettings()).settings, settings);
+    assert.deepEqual((await client.queueInfo()).settings, settings);
+    const rateOnly = await client.putQueueSettings({ rate: { limit: 7 } });
+    assert.deepEqual(rateOnly.settings, { rate: { limit: 7, periodS: 1 } });
+    assert.deepEqual((await client.putQueueSettings({})).settings, {});
+  });
+
+  test("a limit out of range is an InvalidRequest naming the field", async () => {
+    const client = makeClient();
+    const error = await rejection(client.putQueueSettings({ maxActive: 0 }));
+    assert.ok(error instanceof InvalidRequest);
+    assert.equal(error.status, 400);
+    assert.match(error.message, /max_active/);
+    const nested = await rejection(
+      client.putQueueSettings({ functions: { f: { rate: { limit: 5, periodS: -1 } } } }),
+    );
+    assert.ok(nested instanceof InvalidRequest);
+    assert.match(nested.message, /period_s/);
+    assert.deepEqual((await client.getQueueSettings()).settings, {});
+  });
+
+  test("concurrencyKey travels, and a per-key limit of 1 leases one job per key", async () => {
+    const client = makeClient();
+    await client.putQueueSettings({ maxActivePerKey: 1 });
+    const jobs = await client.enqueueBatch([
+      { function: "f", concurrencyKey: "tenant-a" },
+      { function: "f", concurrencyKey: "tenant-a" },
+      { function: "f", concurrencyKey: "tenant-b" },
+    ]);
+    assert.deepEqual(
+      jobs.map((j) => j.concurrencyKey),
+      ["tenant-a", "tenant-a", "tenant-b"],
+    );
+    const one = await client.enqueue("g", {}, { concurrencyKey: "tenant-c" });
+    assert.equal((await client.getJob(one.id)).concurrencyKey, "tenant-c");
+    assert.equal((await client.enqueue("g")).concurrencyKey, null);
+    const { jobs: leased } = await client.lease({ workerId: "w", max: 10 });
+    const keys = leased.map((j) => j.concurrencyKey ?? "none").sort();
+    assert.deepEqual(keys, ["none", "tenant-a", "tenant-b", "tenant-c"]);
+  });
+
+  test("retryJobs, abortJobs and deleteJobs take a filter and count; listJobs takes keyPrefix", async () => {
+    const client = makeClient();
+    await client.enqueueBatch([{ function: "f", key: "k-1" }, { function: "f", key: "k-2" }]);
+    for (const leased of (await client.lease({ workerId: "w", max: 2 })).jobs) {
+      await client.fail({ jobId: leased.id, lease: leased.lease }, { message: "no" });
+    }
+    await client.enqueueBatch([{ function: "f", key: "other-1" }, { function: "g" }]);
+    const byKey = await client.listJobs({ keyPrefix: "k-" });
+    assert.deepEqual(byKey.jobs.map((j) => [j.key, j.status]).sort(), [
+      ["k-1", "failed"],
+      ["k-2", "failed"],
+    ]);
+    assert.equal(await client.retryJobs({ status: "failed", enqueuedAfter: new Date(0) }), 2);
+    assert.equal(await client.retryJobs({ status: "failed" }), 0);
+    assert.equal(await client.abortJobs({ keyPrefix: "k-" }), 2);
+    assert.equal(await client.abortJobs({ function: "f", enqueuedBefore: 1 }), 0);
+    assert.equal(await client.deleteJobs({ status: "aborted" }), 2);
+    assert.equal((await client.queueInfo()).counts.queued, 2);
+    assert.equal(await client.deleteJobs(), 2);
+    assert.deepEqual((await client.listJobs()).jobs, []);
+    const bad = await rejection(client.retryJobs({ keyPrefix: "" }));
+    assert.ok(bad instanceof InvalidRequest);
+    assert.match(bad.message, /key_prefix/);
+  });
+});
+
 describe("worker routes", () => {
   test("lease, heartbeat, complete; a wrong lease is StaleLease", async () => {
     const client = makeClient();
@@ -383,6 +485,28 @@ describe("auth", { skip: !roleTokens.client || !roleTokens.worker }, () => {
     assert.ok((await rejection(asClient.deleteJob(job.id))) instanceof Forbidden);
     assert.equal((await asWorker.getJob(job.id)).id, job.id);
     assert.equal((await asWorker.lease({ workerId: "w" })).jobs[0]?.id, job.id);
+  });
+
+  test("pause, settings and bulk delete are the admin's; a client reads, retries and aborts", async () => {
+    const queue = uniqueQueue();
+    const asClient = new Client({ url: serviceUrl(), token: roleTokens.client!, queue });
+    const asWorker = new Client({ url: serviceUrl(), token: roleTokens.worker!, queue });
+    await asClient.enqueue("f");
+    for (const call of [
+      () => asClient.pauseQueue(),
+      () => asClient.resumeQueue(),
+      () => asClient.putQueueSettings({ maxActive: 1 }),
+      () => asClient.deleteJobs(),
+      () => asWorker.pauseQueue(),
+      () => asWorker.abortJobs(),
+    ]) {
+      const error = await rejection(call());
+      assert.ok(error instanceof Forbidden, `${error.name}: ${error.message}`);
+    }
+    assert.deepEqual((await asClient.getQueueSettings()).settings, {});
+    assert.deepEqual((await asWorker.getQueueSettings()).paused, false);
+    assert.equal(await asClient.retryJobs({ status: "failed" }), 0);
+    assert.equal(await asClient.abortJobs(), 1);
   });
 
   test("the token may ride in the URL's password", async () => {

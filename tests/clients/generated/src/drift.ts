@@ -3,9 +3,15 @@
 import type { components } from "./schema.js";
 import type {
   ErrorInfo,
+  FunctionLimits,
   Job,
+  JobFilter,
   LeasedJob,
   QueueInfo,
+  QueueSettings,
+  QueueSettingsReply,
+  QueueState,
+  Rate,
   WorkerInfo,
 } from "../../../../clients/typescript/src/types.js";
 
@@ -23,4 +29,11 @@ export type Checks = [
   Check<Same<CamelKeys<Schemas["QueueInfo"]>, keyof QueueInfo>>,
   Check<Same<CamelKeys<Schemas["WorkerSeen"]>, keyof WorkerInfo>>,
   Check<Same<Schemas["Status"], Job["status"]>>,
+  // Flow control: settings both ways, the bulk filter, the answers.
+  Check<Same<CamelKeys<Schemas["QueueSettingsBody"]>, keyof QueueSettings>>,
+  Check<Same<CamelKeys<Schemas["FunctionLimitsBody"]>, keyof FunctionLimits>>,
+  Check<Same<CamelKeys<Schemas["RateBody"]>, keyof Rate>>,
+  Check<Same<CamelKeys<Schemas["JobFilterBody"]>, keyof JobFilter>>,
+  Check<Same<CamelKeys<Schemas["QueueState"]>, keyof QueueState>>,
+  Check<Same<CamelKeys<Schemas["QueueSettingsResult"]>, keyof QueueSettingsReply>>,
 ];
