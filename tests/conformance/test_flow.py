@@ -13,11 +13,9 @@ from timing import seconds
 from jobwire import ErrorInfo, FunctionLimits, Job, JobFilter, Queue, QueueSettings, Rate, Status
 from jobwire.backends.base import Outcome
 
-
 # Rows whose store or service does not enforce flow control yet (it lands row by row).
 PENDING_ROWS = {
     "redis",
-    "postgres",
     "sqlite",
     "http-redis",
     "http-postgres",

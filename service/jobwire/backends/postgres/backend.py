@@ -27,10 +27,11 @@ import asyncpg
 import orjson
 
 from jobwire.backends.base import Backend, LeaseState, Outcome
-from jobwire.backends.codec import error_json, job_from_row
-from jobwire.backends.postgres import sql
+from jobwire.backends.codec import Row, error_json, job_from_row
+from jobwire.backends.postgres import flow, sql
 from jobwire.backends.postgres.listen import Listener, QueueEvents
 from jobwire.errors import InvalidJobState
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 DEFAULT_POOL_SIZE = 10
@@ -45,6 +46,8 @@ _CONNECTION_LOST = (
     ConnectionResetError,
 )
 _PURGE_LIMIT = 10_000  # finished jobs past their ttl deleted per sweep, at most
+_BULK_ABORT_ERROR = error_json(ErrorInfo("Aborted", "aborted")).decode()  # as Queue.abort's
+_BULK_RETRY_ATTEMPTS = 5  # a chunk run again when an enqueue took a key it was retrying
 _SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg"}
 
 
@@ -139,6 +142,7 @@ class PostgresBackend(Backend):
         self._owns_store = True
         self._events = QueueEvents(self._store.listener, queue_name)
         self._registered = False
+        self._limited = False  # as the last lease found the queue: limited leases go first
 
     def for_queue(self, queue_name: str) -> "PostgresBackend":
         sibling = PostgresBackend(self.url, queue_name, lease_s=self.lease_s)
@@ -185,7 +189,7 @@ class PostgresBackend(Backend):
         raise AssertionError("unreachable")
 
     def _job(self, row: asyncpg.Record) -> Job:
-        return job_from_row(row, self.queue_name)
+        return _job_from_row(row, self.queue_name)
 
     async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         if not self._registered:  # once per process: cheap, idempotent
@@ -240,10 +244,12 @@ class PostgresBackend(Backend):
 
     async def find_job(self, job_id: str) -> Job | None:
         rows = await self._fetch_any(sql.FIND_JOB, job_id, read=True)
-        return job_from_row(rows[0], rows[0]["queue"]) if rows else None
+        return _job_from_row(rows[0], rows[0]["queue"]) if rows else None
 
     async def delete(self, job_id: str) -> bool:
-        rows = await self._fetch(sql.DELETE, job_id, self._events.events_channel)
+        rows = await self._fetch(
+            sql.DELETE, job_id, self._events.events_channel, self._events.wake_channel
+        )
         return bool(rows[0][0])
 
     async def list_jobs(self, status: Status | None, limit: int) -> list[Job]:
@@ -295,10 +301,72 @@ class PostgresBackend(Backend):
         return job
 
     async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
-        token = secrets.token_hex(8)
-        rows = await self._fetch(sql.LEASE, max(max_jobs, 0), token, worker_id, float(self.lease_s))
-        next_due = rows[0]["next_due_s"] if rows else None
-        return [self._job(row) for row in rows if row["id"] is not None], next_due
+        """The fast statement, unless the queue is limited: then ``jobwire_lease_limited``.
+
+        Each finds out whether the queue is limited (atomically with its lease), and the
+        next lease takes the path the last one found right, so a limited queue costs one
+        round trip per lease too, except when its limits come or go.
+        """
+        args = (max(max_jobs, 0), secrets.token_hex(8), worker_id, float(self.lease_s))
+        if self._limited:
+            leased = await self._lease_limited(*args)
+            if leased is not None:
+                return leased
+            self._limited = False
+        rows = await self._fetch(sql.LEASE, *args)
+        gate = rows[0]
+        if gate["limited"] and not gate["paused"]:
+            self._limited = True
+            # (None: the limits went away between the two statements; lease again now)
+            return await self._lease_limited(*args) or ([], 0.0)
+        return [self._job(row) for row in rows if row["id"] is not None], gate["next_due_s"]
+
+    async def _lease_limited(
+        self, max_jobs: int, token: str, worker_id: str, lease_s: float
+    ) -> tuple[list[Job], float | None] | None:
+        """Lease under the queue's limits; ``None`` if it has none (and is not paused)."""
+        rows = await self._fetch(
+            flow.LEASE_LIMITED, max_jobs, token, worker_id, lease_s, flow.LEASE_WINDOW
+        )
+        if rows[0]["state"] == "unlimited":
+            return None
+        return [self._job(row) for row in rows[1:]], rows[0]["next_s"]
+
+    async def settings(self) -> QueueSettings:
+        rows = await self._fetch(flow.SETTINGS, read=True)
+        return QueueSettings.from_json(rows[0]["settings"] if rows else None)
+
+    async def put_settings(self, settings: QueueSettings) -> None:
+        await self._fetch(
+            flow.PUT_SETTINGS, *flow.settings_args(settings), self._events.wake_channel
+        )
+
+    async def is_paused(self) -> bool:
+        rows = await self._fetch(flow.SETTINGS, read=True)
+        return bool(rows and rows[0]["paused"])
+
+    async def set_paused(self, paused: bool) -> None:
+        await self._fetch(flow.SET_PAUSED, paused, self._events.wake_channel)
+
+    async def bulk(
+        self, action: BulkAction, where: JobFilter, cursor: str | None, limit: int
+    ) -> tuple[int, str | None]:
+        statement, extra = {
+            BulkAction.RETRY: (flow.BULK_RETRY, self._events.wake_channel),
+            BulkAction.DELETE: (flow.BULK_DELETE, self._events.wake_channel),
+            BulkAction.ABORT: (flow.BULK_ABORT, _BULK_ABORT_ERROR),
+        }[BulkAction(action)]
+        limit = max(limit, 1)
+        args = [cursor or "", limit, *flow.filter_args(where), self._events.events_channel, extra]
+        for attempt in range(_BULK_RETRY_ATTEMPTS):
+            try:
+                rows = await self._fetch(statement, *args)
+                break
+            except asyncpg.UniqueViolationError:  # an enqueue took a key being retried
+                if attempt == _BULK_RETRY_ATTEMPTS - 1:
+                    raise
+        row = rows[0]
+        return row["changed"], row["last"] if row["visited"] == limit else None
 
     async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
         if not leases:
@@ -373,6 +441,7 @@ def _enqueue_columns(jobs: Sequence[Job]) -> list[list[Any]]:
         [job.function for job in jobs],
         [orjson.dumps(job.kwargs).decode() for job in jobs],
         [job.key or None for job in jobs],  # like Redis, an empty key is no key
+        [job.concurrency_key for job in jobs],
         [job.priority for job in jobs],
         [None if job.timeout is None else float(job.timeout) for job in jobs],
         [float(job.heartbeat) for job in jobs],
@@ -401,6 +470,12 @@ def _created(jobs: Sequence[Job], inserted: Sequence[asyncpg.Record]) -> list[bo
         created.append(pair in pending)
         pending.discard(pair)
     return created
+
+
+def _job_from_row(row: Row, queue: str) -> Job:
+    job = job_from_row(row, queue)
+    job.concurrency_key = row["concurrency_key"]
+    return job
 
 
 def _mark_enqueued(job: Job, stamp: float) -> None:
