@@ -5,9 +5,12 @@ holds every job of every queue, keyed by ``(id, queue)``, with its status CHECK-
 one partial index per status group, shaped like the query that reads it (the dequeue one
 holds only queued jobs, ordered by priority then FIFO sequence); a partial unique index on
 ``(queue, key)`` over live jobs does the dedup. ``jobwire_workers`` records the workers
-seen, ``jobwire_queues`` the queue names. The statements are in ``sql``.
+seen, ``jobwire_queues`` the queues with their pause state and limits, ``jobwire_starts``
+the starts rate limits count. The statements are in ``sql`` (flow control's in ``flow``).
 
-Dequeue is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on each other.
+Dequeue is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on each other,
+unless the queue has limits: then leases take turns on the queue's row, each one counting
+what runs and what started within the rate windows (``jobwire_lease_limited``).
 Wake-ups and job events are ``NOTIFY``s on per-queue channels, heard on one dedicated
 ``LISTEN`` connection per store (``listen``).
 
@@ -142,7 +145,9 @@ class PostgresBackend(Backend):
         self._owns_store = True
         self._events = QueueEvents(self._store.listener, queue_name)
         self._registered = False
-        self._limited = False  # as the last lease found the queue: limited leases go first
+        # as last seen (a lease, put_settings): leases take the limited path first, and
+        # settles wake waiting leases (a slot freed)
+        self._limited = False
 
     def for_queue(self, queue_name: str) -> "PostgresBackend":
         sibling = PostgresBackend(self.url, queue_name, lease_s=self.lease_s)
@@ -319,7 +324,8 @@ class PostgresBackend(Backend):
             self._limited = True
             # (None: the limits went away between the two statements; lease again now)
             return await self._lease_limited(*args) or ([], 0.0)
-        return [self._job(row) for row in rows if row["id"] is not None], gate["next_due_s"]
+        next_due = None if gate["paused"] else gate["next_due_s"]  # a resume wakes leases
+        return [self._job(row) for row in rows if row["id"] is not None], next_due
 
     async def _lease_limited(
         self, max_jobs: int, token: str, worker_id: str, lease_s: float
@@ -340,6 +346,7 @@ class PostgresBackend(Backend):
         await self._fetch(
             flow.PUT_SETTINGS, *flow.settings_args(settings), self._events.wake_channel
         )
+        self._limited = settings.limited
 
     async def is_paused(self) -> bool:
         rows = await self._fetch(flow.SETTINGS, read=True)
@@ -407,6 +414,7 @@ class PostgresBackend(Backend):
             [o.only_if_expired for o in outcomes],
             self._events.events_channel,
             self._events.wake_channel,
+            self._limited,  # (a change of limits not yet seen here wakes nobody: a poll does)
         )
         settled = {row["ord"] for row in rows}
         return [n in settled for n in range(1, len(outcomes) + 1)]

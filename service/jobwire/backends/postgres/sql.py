@@ -54,7 +54,7 @@ _FINISHED = _in(FINISHED)
 _VISIBLE = "(expires_at IS NULL OR expires_at > jobwire_now())"  # finished jobs within ttl
 
 
-def wake_if_limited(wake: str, when: str = "true") -> str:
+def wake_if_limited(wake: str, when: str) -> str:
     """An expression that NOTIFYs ``wake`` when ``when`` holds and the queue (``$1``) has
     limits: a job that stops running frees a slot its leases may be waiting for (an
     unlimited queue's leases never wait for one). The subquery runs once per statement."""
@@ -191,8 +191,10 @@ WHERE queue = $1 AND id = ANY($2::text[]) AND status IN {_FINISHED}
 # worker id, $5 default lease seconds. One row per leased job, in dequeue order, plus the
 # seconds until the next scheduled job (a single row with NULL job columns if none leased)
 # and the queue's flags: a paused or limited queue leases nothing here (a limited one
-# leases through LEASE_LIMITED). The queue's row is read FOR SHARE: a change of its flags
-# waits for this lease, or this lease for it (and then sees the new flags).
+# leases through flow.LEASE_LIMITED). The queue's row is read FOR SHARE: a change of its
+# flags waits for this lease, or this lease for it (and then sees the new flags). `gate` is
+# tested where jobs are taken only: each reference costs planning time, which this
+# statement pays at every call (custom plans).
 LEASE = f"""
 WITH gate AS MATERIALIZED (
     SELECT paused, limited FROM jobwire_queues WHERE name = $1 FOR SHARE
@@ -210,7 +212,8 @@ promoted AS MATERIALIZED (
 ),
 candidates AS MATERIALIZED (
     SELECT id, priority, seq FROM jobwire_jobs
-    WHERE queue = $1 AND status = 'queued' AND NOT EXISTS (SELECT FROM gate WHERE paused OR limited)
+    WHERE queue = $1 AND status = 'queued'
+        AND NOT EXISTS (SELECT FROM gate WHERE paused OR limited)
     ORDER BY priority DESC, seq
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -244,7 +247,6 @@ requeued AS (
 next_due AS (
     SELECT min(scheduled) - jobwire_now() AS next_due_s FROM jobwire_jobs
     WHERE queue = $1 AND status = 'scheduled' AND id NOT IN (SELECT id FROM due)
-        AND NOT EXISTS (SELECT FROM gate WHERE paused)
 )
 SELECT n.next_due_s, g.paused, g.limited, l.*
 FROM next_due AS n LEFT JOIN gate AS g ON true LEFT JOIN leased AS l ON true
@@ -296,8 +298,9 @@ SELECT count(*) FROM updated
 # with only-if-expired, its lease has lapsed); an aborting job ends aborted (keeping the
 # abort's error) unless it completed; 'queued' runs it again (after the delay: scheduled);
 # a finished job's ttl sets its expiry (0: kept, < 0: deleted now). $9 events channel,
-# $10 wake channel (a requeued job; any job settled on a limited queue frees a slot). The
-# first outcome for a job wins; rows are locked in id order.
+# $10 wake channel (a requeued job; with $11, any job: its queue is limited, and a freed
+# slot may let a waiting lease start one). The first outcome for a job wins; rows are
+# locked in id order.
 # Returns the input position (1-based) of each outcome settled.
 SETTLE = f"""
 WITH input AS MATERIALIZED (
@@ -357,12 +360,12 @@ finished AS (
         expires_at = CASE WHEN o.ttl > 0 THEN jobwire_now() + o.ttl END
     FROM outcomes AS o
     WHERE j.queue = $1 AND j.id = o.id AND o.status IN {_FINISHED} AND o.ttl >= 0
-    RETURNING o.ord, pg_notify($9, j.id), {wake_if_limited("$10")}
+    RETURNING o.ord, pg_notify($9, j.id), CASE WHEN $11 THEN pg_notify($10, '') END
 ),
 dropped AS (
     DELETE FROM jobwire_jobs AS j USING outcomes AS o
     WHERE j.queue = $1 AND j.id = o.id AND o.status IN {_FINISHED} AND o.ttl < 0
-    RETURNING o.ord, pg_notify($9, j.id), {wake_if_limited("$10")}
+    RETURNING o.ord, pg_notify($9, j.id), CASE WHEN $11 THEN pg_notify($10, '') END
 )
 SELECT ord FROM requeued UNION ALL SELECT ord FROM finished UNION ALL SELECT ord FROM dropped
 """
