@@ -13,20 +13,6 @@ from timing import seconds
 from jobwire import ErrorInfo, FunctionLimits, Job, JobFilter, Queue, QueueSettings, Rate, Status
 from jobwire.backends.base import Outcome
 
-# Rows whose store or service does not enforce flow control yet (it lands row by row).
-PENDING_ROWS = {
-    "postgres",
-    "pgbouncer",
-    "http-postgres",
-    "grpc-postgres",
-}
-
-
-@pytest.fixture(autouse=True)
-def _flow_control_landed(request: pytest.FixtureRequest) -> None:
-    if request.node.callspec.params.get("queue_url") in PENDING_ROWS:
-        pytest.skip("flow control has not landed on this row yet")
-
 
 class Gauge:
     """Counts jobs running now, overall and per label, and keeps the peaks."""

@@ -1,8 +1,6 @@
 """PostgreSQL schema migrations: idempotent, and safe when processes migrate at once."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
 import asyncpg
@@ -11,23 +9,6 @@ import pytest
 from jobwire import Queue
 from jobwire.backends.postgres.backend import parse_url
 from jobwire.backends.postgres.sql import migrate, migrations
-
-
-@pytest.fixture
-async def fresh_database(postgres_url: str) -> AsyncIterator[str]:
-    """URL of a new, empty database, dropped after the test."""
-    name = f"jobwire_mig_{uuid4().hex[:12]}"
-    dsn, _ = parse_url(postgres_url)
-    admin = await asyncpg.connect(dsn)
-    try:
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.InsufficientPrivilegeError:
-            pytest.skip("the test server's role may not CREATE DATABASE")
-        yield urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _applied(conn: asyncpg.Connection) -> list[int]:
@@ -111,5 +92,33 @@ async def test_status_is_check_constrained(postgres_url: str) -> None:
                 queue.name,
                 job.id,
             )
+    finally:
+        await conn.close()
+
+
+async def test_jobs_of_version_1_carry_on_under_version_2(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database an older Jobwire made: its jobs have no concurrency key, its queues no
+    settings, and they work as before once migration 2 is in."""
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        with monkeypatch.context() as patched:
+            first = [m for m in migrations() if m[0] == 1]
+            patched.setattr("jobwire.backends.postgres.sql.migrations", lambda: first)
+            assert await migrate(conn) == [1]
+        await conn.execute(
+            "INSERT INTO jobwire_queues (name) VALUES ('q');"
+            "INSERT INTO jobwire_jobs (queue, id, status, function, kwargs, created, queued)"
+            " VALUES ('q', 'old', 'queued', 'fn', '{}', 1, 1)"
+        )
+        async with Queue.from_url(fresh_database, name="q") as queue:
+            await queue.connect()
+            assert await _applied(conn) == [version for version, _, _ in migrations()]
+            old = await queue.job("old")
+            assert old is not None and old.concurrency_key is None
+            assert (await queue.paused(), (await queue.settings()).limited) == (False, False)
+            leased, _ = await queue.lease("w", 10)
+            assert [job.id for job in leased] == ["old"]
     finally:
         await conn.close()

@@ -5,9 +5,12 @@ holds every job of every queue, keyed by ``(id, queue)``, with its status CHECK-
 one partial index per status group, shaped like the query that reads it (the dequeue one
 holds only queued jobs, ordered by priority then FIFO sequence); a partial unique index on
 ``(queue, key)`` over live jobs does the dedup. ``jobwire_workers`` records the workers
-seen, ``jobwire_queues`` the queue names. The statements are in ``sql``.
+seen, ``jobwire_queues`` the queues with their pause state and limits, ``jobwire_starts``
+the starts rate limits count. The statements are in ``sql`` (flow control's in ``flow``).
 
-Dequeue is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on each other.
+Dequeue is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on each other,
+unless the queue has limits: then leases take turns on the queue's row, each one counting
+what runs and what started within the rate windows (``jobwire_lease_limited``).
 Wake-ups and job events are ``NOTIFY``s on per-queue channels, heard on one dedicated
 ``LISTEN`` connection per store (``listen``).
 
@@ -32,8 +35,8 @@ import asyncpg
 import orjson
 
 from jobwire.backends.base import Backend, LeaseState, Outcome
-from jobwire.backends.codec import error_json, job_from_row
-from jobwire.backends.postgres import sql
+from jobwire.backends.codec import Row, error_json, job_from_row
+from jobwire.backends.postgres import flow, sql
 from jobwire.backends.postgres.connect import (
     ConnectOptions,
     open_listen_connection,
@@ -42,6 +45,7 @@ from jobwire.backends.postgres.connect import (
 )
 from jobwire.backends.postgres.listen import Listener, QueueEvents
 from jobwire.errors import InvalidJobState
+from jobwire.flow import BulkAction, JobFilter, QueueSettings
 from jobwire.job import DEFAULT_LEASE_S, ErrorInfo, Job, Status
 
 logger = logging.getLogger("jobwire.postgres")
@@ -55,6 +59,8 @@ _CONNECTION_LOST = (
     ConnectionResetError,
 )
 _PURGE_LIMIT = 10_000  # finished jobs past their ttl deleted per sweep, at most
+_BULK_ABORT_ERROR = error_json(ErrorInfo("Aborted", "aborted")).decode()  # as Queue.abort's
+_BULK_RETRY_ATTEMPTS = 5  # a chunk run again when an enqueue took a key it was retrying
 
 
 def parse_url(url: str) -> tuple[str, int]:
@@ -138,6 +144,9 @@ class PostgresBackend(Backend):
         self._owns_store = True
         self._events = QueueEvents(self._store.listener, queue_name)
         self._registered = False
+        # as last seen (a lease, put_settings): leases take the limited path first, and
+        # settles wake waiting leases (a slot freed)
+        self._limited = False
 
     def for_queue(self, queue_name: str) -> "PostgresBackend":
         sibling = PostgresBackend(self.url, queue_name, lease_s=self.lease_s)
@@ -184,7 +193,7 @@ class PostgresBackend(Backend):
         raise AssertionError("unreachable")
 
     def _job(self, row: asyncpg.Record) -> Job:
-        return job_from_row(row, self.queue_name)
+        return _job_from_row(row, self.queue_name)
 
     async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         if not self._registered:  # once per process: cheap, idempotent
@@ -239,10 +248,12 @@ class PostgresBackend(Backend):
 
     async def find_job(self, job_id: str) -> Job | None:
         rows = await self._fetch_any(sql.FIND_JOB, job_id, read=True)
-        return job_from_row(rows[0], rows[0]["queue"]) if rows else None
+        return _job_from_row(rows[0], rows[0]["queue"]) if rows else None
 
     async def delete(self, job_id: str) -> bool:
-        rows = await self._fetch(sql.DELETE, job_id, self._events.events_channel)
+        rows = await self._fetch(
+            sql.DELETE, job_id, self._events.events_channel, self._events.wake_channel
+        )
         return bool(rows[0][0])
 
     async def list_jobs(self, status: Status | None, limit: int) -> list[Job]:
@@ -294,10 +305,74 @@ class PostgresBackend(Backend):
         return job
 
     async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
-        token = secrets.token_hex(8)
-        rows = await self._fetch(sql.LEASE, max(max_jobs, 0), token, worker_id, float(self.lease_s))
-        next_due = rows[0]["next_due_s"] if rows else None
+        """The fast statement, unless the queue is limited: then ``jobwire_lease_limited``.
+
+        Each finds out whether the queue is limited (atomically with its lease), and the
+        next lease takes the path the last one found right, so a limited queue costs one
+        round trip per lease too, except when its limits come or go.
+        """
+        args = (max(max_jobs, 0), secrets.token_hex(8), worker_id, float(self.lease_s))
+        if self._limited:
+            leased = await self._lease_limited(*args)
+            if leased is not None:
+                return leased
+            self._limited = False
+        rows = await self._fetch(sql.LEASE, *args)
+        gate = rows[0]
+        if gate["limited"] and not gate["paused"]:
+            self._limited = True
+            # (None: the limits went away between the two statements; lease again now)
+            return await self._lease_limited(*args) or ([], 0.0)
+        next_due = None if gate["paused"] else gate["next_due_s"]  # a resume wakes leases
         return [self._job(row) for row in rows if row["id"] is not None], next_due
+
+    async def _lease_limited(
+        self, max_jobs: int, token: str, worker_id: str, lease_s: float
+    ) -> tuple[list[Job], float | None] | None:
+        """Lease under the queue's limits; ``None`` if it has none (and is not paused)."""
+        rows = await self._fetch(
+            flow.LEASE_LIMITED, max_jobs, token, worker_id, lease_s, flow.LEASE_WINDOW
+        )
+        if rows[0]["state"] == "unlimited":
+            return None
+        return [self._job(row) for row in rows[1:]], rows[0]["next_s"]
+
+    async def settings(self) -> QueueSettings:
+        rows = await self._fetch(flow.SETTINGS, read=True)
+        return QueueSettings.from_json(rows[0]["settings"] if rows else None)
+
+    async def put_settings(self, settings: QueueSettings) -> None:
+        await self._fetch(
+            flow.PUT_SETTINGS, *flow.settings_args(settings), self._events.wake_channel
+        )
+        self._limited = settings.limited
+
+    async def is_paused(self) -> bool:
+        rows = await self._fetch(flow.SETTINGS, read=True)
+        return bool(rows and rows[0]["paused"])
+
+    async def set_paused(self, paused: bool) -> None:
+        await self._fetch(flow.SET_PAUSED, paused, self._events.wake_channel)
+
+    async def bulk(
+        self, action: BulkAction, where: JobFilter, cursor: str | None, limit: int
+    ) -> tuple[int, str | None]:
+        statement, extra = {
+            BulkAction.RETRY: (flow.BULK_RETRY, self._events.wake_channel),
+            BulkAction.DELETE: (flow.BULK_DELETE, self._events.wake_channel),
+            BulkAction.ABORT: (flow.BULK_ABORT, _BULK_ABORT_ERROR),
+        }[BulkAction(action)]
+        limit = max(limit, 1)
+        args = [cursor or "", limit, *flow.filter_args(where), self._events.events_channel, extra]
+        for attempt in range(_BULK_RETRY_ATTEMPTS):
+            try:
+                rows = await self._fetch(statement, *args)
+                break
+            except asyncpg.UniqueViolationError:  # an enqueue took a key being retried
+                if attempt == _BULK_RETRY_ATTEMPTS - 1:
+                    raise
+        row = rows[0]
+        return row["changed"], row["last"] if row["visited"] == limit else None
 
     async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
         if not leases:
@@ -338,6 +413,7 @@ class PostgresBackend(Backend):
             [o.only_if_expired for o in outcomes],
             self._events.events_channel,
             self._events.wake_channel,
+            self._limited,  # (a change of limits not yet seen here wakes nobody: a poll does)
         )
         settled = {row["ord"] for row in rows}
         return [n in settled for n in range(1, len(outcomes) + 1)]
@@ -372,6 +448,7 @@ def _enqueue_columns(jobs: Sequence[Job]) -> list[list[Any]]:
         [job.function for job in jobs],
         [orjson.dumps(job.kwargs).decode() for job in jobs],
         [job.key or None for job in jobs],  # like Redis, an empty key is no key
+        [job.concurrency_key for job in jobs],
         [job.priority for job in jobs],
         [None if job.timeout is None else float(job.timeout) for job in jobs],
         [float(job.heartbeat) for job in jobs],
@@ -400,6 +477,12 @@ def _created(jobs: Sequence[Job], inserted: Sequence[asyncpg.Record]) -> list[bo
         created.append(pair in pending)
         pending.discard(pair)
     return created
+
+
+def _job_from_row(row: Row, queue: str) -> Job:
+    job = job_from_row(row, queue)
+    job.concurrency_key = row["concurrency_key"]
+    return job
 
 
 def _mark_enqueued(job: Job, stamp: float) -> None:

@@ -33,10 +33,10 @@ from jobwire.job import FINISHED, LIVE, Status
 MIGRATION_LOCK_KEY = int.from_bytes(b"jobwire", "big")
 
 JOB_COLUMNS = (
-    "id", "status", "function", "kwargs", "key", "priority", "timeout", "heartbeat",
-    "retries", "attempts", "ttl", "scheduled", "retry_delay", "retry_backoff", "progress",
-    "meta", "result", "error", "created", "queued", "started", "completed", "touched",
-    "worker", "lease",
+    "id", "status", "function", "kwargs", "key", "concurrency_key", "priority", "timeout",
+    "heartbeat", "retries", "attempts", "ttl", "scheduled", "retry_delay", "retry_backoff",
+    "progress", "meta", "result", "error", "created", "queued", "started", "completed",
+    "touched", "worker", "lease",
 )  # fmt: skip
 
 
@@ -53,6 +53,17 @@ _LIVE = _in(LIVE)
 _FINISHED = _in(FINISHED)
 _VISIBLE = "(expires_at IS NULL OR expires_at > jobwire_now())"  # finished jobs within ttl
 
+
+def wake_if_limited(wake: str, when: str) -> str:
+    """An expression that NOTIFYs ``wake`` when ``when`` holds and the queue (``$1``) has
+    limits: a job that stops running frees a slot its leases may be waiting for (an
+    unlimited queue's leases never wait for one). The subquery runs once per statement."""
+    return (
+        f"CASE WHEN {when} AND (SELECT limited FROM jobwire_queues WHERE name = $1)"
+        f" THEN pg_notify({wake}, '') END"
+    )
+
+
 GET = f"SELECT {_columns()} FROM jobwire_jobs WHERE queue = $1 AND id = $2 AND {_VISIBLE}"
 
 REGISTER_QUEUE = "INSERT INTO jobwire_queues (name) VALUES ($1) ON CONFLICT DO NOTHING"
@@ -65,11 +76,12 @@ SELECT queue, {_columns()} FROM jobwire_jobs WHERE id = $1 AND {_VISIBLE}
 ORDER BY queue LIMIT 1
 """
 
-# Like delete.lua: $2 id, $3 events channel. Returns the number of jobs deleted (0 or 1).
+# Like delete.lua: $2 id, $3 events channel, $4 wake channel (a running job of a limited
+# queue frees a slot). Returns the number of jobs deleted (0 or 1).
 DELETE = f"""
 WITH deleted AS (
     DELETE FROM jobwire_jobs WHERE queue = $1 AND id = $2 AND {_VISIBLE}
-    RETURNING pg_notify($3, id)
+    RETURNING pg_notify($3, id), {wake_if_limited("$4", "status IN ('active', 'aborting')")}
 )
 SELECT count(*) FROM deleted
 """
@@ -132,35 +144,36 @@ WHERE queue = $1 AND status IN {_FINISHED} AND completed >= jobwire_now() - $2 A
 
 # Like enqueue.lua: per job, in order, insert unless its id exists or its key belongs to a
 # live job (ON CONFLICT DO NOTHING covers both unique indexes, and rows inserted earlier in
-# the same statement). $2..$16: one array per column; $17: the wake channel.
+# the same statement). $2..$17: one array per column; $18: the wake channel.
 # Returns the id and key of each job inserted (the first input with that pair), and the
 # clock.
 ENQUEUE = """
 WITH input AS (
     SELECT * FROM unnest(
-        $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::float8[],
-        $8::float8[], $9::integer[], $10::integer[], $11::integer[], $12::float8[],
-        $13::float8[], $14::text[], $15::float8[], $16::text[]
+        $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[],
+        $8::float8[], $9::float8[], $10::integer[], $11::integer[], $12::integer[],
+        $13::float8[], $14::float8[], $15::text[], $16::float8[], $17::text[]
     ) WITH ORDINALITY AS t(
-        id, function, kwargs, key, priority, timeout, heartbeat, retries, attempts, ttl,
-        scheduled, retry_delay, retry_backoff, progress, meta, ord
+        id, function, kwargs, key, concurrency_key, priority, timeout, heartbeat, retries,
+        attempts, ttl, scheduled, retry_delay, retry_backoff, progress, meta, ord
     )
 ),
 inserted AS (
     INSERT INTO jobwire_jobs AS j (
-        queue, id, function, kwargs, key, priority, timeout, heartbeat, retries, attempts,
-        ttl, scheduled, retry_delay, retry_backoff, progress, meta, status, created, queued,
-        touched
+        queue, id, function, kwargs, key, concurrency_key, priority, timeout, heartbeat,
+        retries, attempts, ttl, scheduled, retry_delay, retry_backoff, progress, meta, status,
+        created, queued, touched
     )
-    SELECT $1, id, function, kwargs::json, key, priority, timeout, heartbeat, retries,
-        attempts, ttl, scheduled, retry_delay, retry_backoff::json, progress, meta::json,
+    SELECT $1, id, function, kwargs::json, key, concurrency_key, priority, timeout, heartbeat,
+        retries, attempts, ttl, scheduled, retry_delay, retry_backoff::json, progress,
+        meta::json,
         CASE WHEN scheduled > jobwire_now() THEN 'scheduled' ELSE 'queued' END,
         jobwire_now(),
         CASE WHEN scheduled > jobwire_now() THEN 0 ELSE jobwire_now() END,
         jobwire_now()
     FROM input ORDER BY ord
     ON CONFLICT DO NOTHING
-    RETURNING j.id, j.key, pg_notify($17, '')
+    RETURNING j.id, j.key, pg_notify($18, '')
 )
 SELECT id, key, jobwire_now() AS now FROM inserted
 """
@@ -176,11 +189,20 @@ WHERE queue = $1 AND id = ANY($2::text[]) AND status IN {_FINISHED}
 # Like lease.lua: promote due scheduled jobs, then take up to $2 queued jobs (the promoted
 # ones included) by priority, then FIFO, and activate them. $3 lease token prefix, $4
 # worker id, $5 default lease seconds. One row per leased job, in dequeue order, plus the
-# seconds until the next scheduled job (a single row with NULL job columns if none leased).
+# seconds until the next scheduled job (a single row with NULL job columns if none leased)
+# and the queue's flags: a paused or limited queue leases nothing here (a limited one
+# leases through flow.LEASE_LIMITED). The queue's row is read FOR SHARE: a change of its
+# flags waits for this lease, or this lease for it (and then sees the new flags). `gate` is
+# tested where jobs are taken only: each reference costs planning time, which this
+# statement pays at every call (custom plans).
 LEASE = f"""
-WITH due AS MATERIALIZED (
+WITH gate AS MATERIALIZED (
+    SELECT paused, limited FROM jobwire_queues WHERE name = $1 FOR SHARE
+),
+due AS MATERIALIZED (
     SELECT id, priority, scheduled FROM jobwire_jobs
     WHERE queue = $1 AND status = 'scheduled' AND scheduled <= jobwire_now()
+        AND NOT EXISTS (SELECT FROM gate WHERE paused OR limited)
     ORDER BY scheduled, id
     LIMIT 1000
     FOR UPDATE SKIP LOCKED
@@ -191,6 +213,7 @@ promoted AS MATERIALIZED (
 candidates AS MATERIALIZED (
     SELECT id, priority, seq FROM jobwire_jobs
     WHERE queue = $1 AND status = 'queued'
+        AND NOT EXISTS (SELECT FROM gate WHERE paused OR limited)
     ORDER BY priority DESC, seq
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -225,7 +248,9 @@ next_due AS (
     SELECT min(scheduled) - jobwire_now() AS next_due_s FROM jobwire_jobs
     WHERE queue = $1 AND status = 'scheduled' AND id NOT IN (SELECT id FROM due)
 )
-SELECT n.next_due_s, l.* FROM next_due AS n LEFT JOIN leased AS l ON true ORDER BY l.rank
+SELECT n.next_due_s, g.paused, g.limited, l.*
+FROM next_due AS n LEFT JOIN gate AS g ON true LEFT JOIN leased AS l ON true
+ORDER BY l.rank
 """
 
 # Like renew.lua: extend each lease its token still owns ($2 ids, $3 tokens, $4 default
@@ -273,7 +298,9 @@ SELECT count(*) FROM updated
 # with only-if-expired, its lease has lapsed); an aborting job ends aborted (keeping the
 # abort's error) unless it completed; 'queued' runs it again (after the delay: scheduled);
 # a finished job's ttl sets its expiry (0: kept, < 0: deleted now). $9 events channel,
-# $10 wake channel. The first outcome for a job wins; rows are locked in id order.
+# $10 wake channel (a requeued job; with $11, any job: its queue is limited, and a freed
+# slot may let a waiting lease start one). The first outcome for a job wins; rows are
+# locked in id order.
 # Returns the input position (1-based) of each outcome settled.
 SETTLE = f"""
 WITH input AS MATERIALIZED (
@@ -333,12 +360,12 @@ finished AS (
         expires_at = CASE WHEN o.ttl > 0 THEN jobwire_now() + o.ttl END
     FROM outcomes AS o
     WHERE j.queue = $1 AND j.id = o.id AND o.status IN {_FINISHED} AND o.ttl >= 0
-    RETURNING o.ord, pg_notify($9, j.id)
+    RETURNING o.ord, pg_notify($9, j.id), CASE WHEN $11 THEN pg_notify($10, '') END
 ),
 dropped AS (
     DELETE FROM jobwire_jobs AS j USING outcomes AS o
     WHERE j.queue = $1 AND j.id = o.id AND o.status IN {_FINISHED} AND o.ttl < 0
-    RETURNING o.ord, pg_notify($9, j.id)
+    RETURNING o.ord, pg_notify($9, j.id), CASE WHEN $11 THEN pg_notify($10, '') END
 )
 SELECT ord FROM requeued UNION ALL SELECT ord FROM finished UNION ALL SELECT ord FROM dropped
 """
