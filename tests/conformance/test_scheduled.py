@@ -27,7 +27,7 @@ async def test_scheduled_job_waits_then_starts_promptly(
     async with running_worker(queue, [task], poll_interval_s=2.0):
         # Let the worker go idle so the test measures wake-up, not start-up.
         await asyncio.sleep(0.3)
-        due = time.time() + 0.5
+        due = time.time() + 1.0  # far enough that a busy machine reads the job back before it
         job = await queue.enqueue("task", scheduled=due)
         assert job is not None
         assert job.status is Status.SCHEDULED
