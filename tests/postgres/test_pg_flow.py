@@ -13,7 +13,7 @@ import pytest
 
 from jobwire import FunctionLimits, Job, Queue, QueueSettings, Rate, Status
 from jobwire.backends.base import Outcome
-from jobwire.backends.postgres import flow
+from jobwire.backends.postgres import flow, sql
 from jobwire.backends.postgres.backend import parse_url
 
 LIMIT = 2
@@ -183,7 +183,7 @@ async def test_the_rate_log_keeps_only_the_window(
 ) -> None:
     count = "SELECT count(*) FROM jobwire_starts WHERE queue = $1"
     async with Queue.from_url(postgres_url, name=_name()) as queue:
-        rate = Rate(1000, 0.2)
+        rate = Rate(1000, 1.0)
         await queue.configure(
             QueueSettings(rate=rate, rate_per_key=rate, functions={"f": FunctionLimits(rate=rate)})
         )
@@ -192,7 +192,10 @@ async def test_the_rate_log_keeps_only_the_window(
             assert len((await queue.lease("w", 5))[0]) == 5
         # one row per lease call and bucket: the queue, the function, and each key met
         assert await admin.fetchval(count, queue.name) == 4 * (1 + 1 + 3)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.5)
+        assert len((await queue.lease("w", 5))[0]) == 5
+        assert await admin.fetchval(count, queue.name) == 25, "pruned when two windows old"
+        await asyncio.sleep(1.6)
         assert len((await queue.lease("w", 5))[0]) == 5
         assert await admin.fetchval(count, queue.name) == 5, "older windows are pruned"
         await queue.configure(QueueSettings(max_active=100))
@@ -292,3 +295,16 @@ async def test_concurrency_key_round_trips(postgres_url: str) -> None:
         assert {job.id: job.concurrency_key for job in leased} == listed
         found = await queue.backend.find_job(keyed.id)
         assert found is not None and found.concurrency_key == "tenant-1"
+
+
+async def test_the_limited_lease_answers_the_job_columns(
+    postgres_url: str, admin: asyncpg.Connection
+) -> None:
+    """jobwire_lease_row spells out sql.JOB_COLUMNS: a column added to jobs goes there too."""
+    async with Queue.from_url(postgres_url, name=_name()) as queue:
+        await queue.connect()  # (the schema is migrated)
+    rows = await admin.fetch(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'jobwire_lease_row'::regclass"
+        " AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+    )
+    assert [row["attname"] for row in rows] == ["state", "next_s", *sql.JOB_COLUMNS]

@@ -334,9 +334,10 @@ class PostgresBackend(Backend):
         rows = await self._fetch(
             flow.LEASE_LIMITED, max_jobs, token, worker_id, lease_s, flow.LEASE_WINDOW
         )
-        if rows[0]["state"] == "unlimited":
+        *leased, last = rows
+        if last["state"] == "unlimited":
             return None
-        return [self._job(row) for row in rows[1:]], rows[0]["next_s"]
+        return [self._job(row) for row in leased], last["next_s"]
 
     async def settings(self) -> QueueSettings:
         rows = await self._fetch(flow.SETTINGS, read=True)
