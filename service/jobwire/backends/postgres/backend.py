@@ -10,7 +10,7 @@ the starts rate limits count. The statements are in ``sql`` (flow control's in `
 
 Dequeue is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on each other,
 unless the queue has limits: then leases take turns on the queue's row, each one counting
-what runs and what started within the rate windows (``jobwire_lease_limited``).
+what runs and what started within the rate windows (``jobwire_lease_within_limits``).
 Wake-ups and job events are ``NOTIFY``s on per-queue channels, heard on one dedicated
 ``LISTEN`` connection per store (``listen``).
 
@@ -306,7 +306,7 @@ class PostgresBackend(Backend):
         return job
 
     async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
-        """The fast statement, unless the queue is limited: then ``jobwire_lease_limited``.
+        """The fast statement, unless the queue is limited: then ``jobwire_lease_within_limits``.
 
         Each finds out whether the queue is limited (atomically with its lease), and the
         next lease takes the path the last one found right, so a limited queue costs one

@@ -1,7 +1,106 @@
--- The lease of a limited or paused queue (flow.LEASE_LIMITED), atomic with its limits (see
--- flow.QueueSettings). Idempotent, like 001.
+-- Flow control, part 2: limited leases that cost little while no limit is near. Idempotent,
+-- like 001; written over 002, which databases may already have.
 --
--- jobwire_lease_limited locks the queue's row FOR UPDATE, so leases of a limited queue take
+-- The numbers a limited lease needs at every call are kept in columns of the queue's row,
+-- derived from its settings (jobwire_queue_limits, run by flow.PUT_SETTINGS and below for
+-- queues configured before): the queue's own max_active and rate, and among the limits
+-- per function or per concurrency key whether there are any, the lowest max_active, the
+-- lowest rate limit and the longest window.
+ALTER TABLE jobwire_queues
+    ADD COLUMN IF NOT EXISTS max_active        integer,
+    ADD COLUMN IF NOT EXISTS rate_limit        integer,
+    ADD COLUMN IF NOT EXISTS rate_period_s     double precision,
+    ADD COLUMN IF NOT EXISTS scoped            boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS scoped_max_active integer,
+    ADD COLUMN IF NOT EXISTS scoped_rate_limit integer,
+    ADD COLUMN IF NOT EXISTS scoped_period_s   double precision;
+
+-- Those numbers, from settings (QueueSettings.to_json(), as jsonb).
+CREATE OR REPLACE FUNCTION jobwire_queue_limits(
+    p_settings jsonb,
+    OUT max_active integer, OUT rate_limit integer, OUT rate_period_s double precision,
+    OUT scoped boolean, OUT scoped_max_active integer, OUT scoped_rate_limit integer,
+    OUT scoped_period_s double precision
+)
+LANGUAGE sql IMMUTABLE AS $$
+    WITH scopes AS (
+        SELECT (f.limits ->> 'max_active')::integer AS max_active, f.limits -> 'rate' AS rate
+        FROM jsonb_each(coalesce(p_settings -> 'functions', '{}')) AS f(name, limits)
+        UNION ALL
+        SELECT (p_settings ->> 'max_active_per_key')::integer, p_settings -> 'rate_per_key'
+    )
+    SELECT
+        (p_settings ->> 'max_active')::integer,
+        (p_settings -> 'rate' ->> 'limit')::integer,
+        (p_settings -> 'rate' ->> 'period_s')::double precision,
+        coalesce(bool_or(max_active IS NOT NULL OR rate IS NOT NULL), false),
+        min(max_active),
+        min((rate ->> 'limit')::integer),
+        max((rate ->> 'period_s')::double precision)
+    FROM scopes
+$$;
+
+UPDATE jobwire_queues AS q SET
+    max_active = l.max_active, rate_limit = l.rate_limit, rate_period_s = l.rate_period_s,
+    scoped = l.scoped, scoped_max_active = l.scoped_max_active,
+    scoped_rate_limit = l.scoped_rate_limit, scoped_period_s = l.scoped_period_s
+FROM jobwire_queues AS o CROSS JOIN LATERAL jobwire_queue_limits(o.settings::jsonb) AS l
+WHERE q.name = o.name AND o.settings IS NOT NULL;
+
+-- Each rate log row carries its bucket's starts so far (total), so a window's starts are
+-- the newest row's total less the total before the window's first row: two probes, however
+-- many rows the window holds. Every start of a queue with any rate now goes to its 'queue'
+-- bucket (under 002, only with a queue-wide rate): a queue that had none gets one row per
+-- time its functions' and keys' rows have, counting their starts (a start in both a
+-- function's and a key's bucket counts twice: a window holds no fewer than it did).
+ALTER TABLE jobwire_starts ADD COLUMN IF NOT EXISTS total bigint;
+INSERT INTO jobwire_starts (queue, scope, name, at, n)
+SELECT s.queue, 'queue', '', s.at, sum(s.n) FROM jobwire_starts AS s
+WHERE s.total IS NULL AND NOT EXISTS (
+    SELECT FROM jobwire_starts AS o WHERE o.queue = s.queue AND o.scope = 'queue'
+)
+GROUP BY s.queue, s.at;
+UPDATE jobwire_starts AS s SET total = t.total
+FROM (
+    SELECT ctid, sum(n) OVER (PARTITION BY queue, scope, name ORDER BY at ROWS UNBOUNDED
+        PRECEDING) AS total
+    FROM jobwire_starts
+) AS t
+WHERE s.ctid = t.ctid AND s.total IS NULL;
+ALTER TABLE jobwire_starts ALTER COLUMN total SET NOT NULL;
+
+-- One bucket's window, its first and newest rows (total breaks a tie of clocks).
+DROP INDEX IF EXISTS jobwire_starts_window;
+CREATE INDEX IF NOT EXISTS jobwire_starts_bucket
+    ON jobwire_starts (queue, scope, name, at, total);
+
+-- A row of the limited lease's answer: its state and next_s (the last row), or a leased
+-- job's columns (sql.JOB_COLUMNS), flat: a composite column would cost a copy per job.
+DO $$ BEGIN
+    CREATE TYPE jobwire_lease_row AS (
+        state text, next_s double precision,
+        id text, status text, function text, kwargs json, key text, concurrency_key text,
+        priority integer, timeout double precision, heartbeat double precision,
+        retries integer, attempts integer, ttl integer, scheduled double precision,
+        retry_delay double precision, retry_backoff json, progress double precision,
+        meta json, result json, error json, created double precision, queued double precision,
+        started double precision, completed double precision, touched double precision,
+        worker text, lease text
+    );
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+
+-- 002's lease and running counts, replaced by the functions below (under other names: a
+-- function cannot change the shape of its answer, and 002 stays runnable again).
+DROP FUNCTION IF EXISTS jobwire_lease_limited(
+    text, integer, text, text, double precision, integer
+);
+DROP FUNCTION IF EXISTS jobwire_running(text, jsonb, boolean);
+
+-- The lease of a limited or paused queue (flow.LEASE_LIMITED), atomic with its limits (see
+-- flow.QueueSettings).
+--
+-- jobwire_lease_within_limits locks the queue's row FOR UPDATE, so leases of a limited queue take
 -- turns. A volatile PL/pgSQL function takes a new snapshot per statement: the statements
 -- after the lock see every lease committed before it, so two leases never count without
 -- each other. The clock is read after the lock (clock_timestamp): starts are logged in the
@@ -21,7 +120,7 @@
 -- p_token || '.' || rank), then a last row with the state ('unlimited': nothing to enforce,
 -- lease with the fast statement; 'paused'; 'limited') and next_s, the seconds until a
 -- scheduled job is due or a rate window that held a job back admits one (NULL: neither).
-CREATE OR REPLACE FUNCTION jobwire_lease_limited(
+CREATE OR REPLACE FUNCTION jobwire_lease_within_limits(
     p_queue text, p_max integer, p_token text, p_worker text, p_lease_s double precision,
     p_window integer
 ) RETURNS SETOF jobwire_lease_row
@@ -222,7 +321,7 @@ BEGIN
 END
 $$;
 
--- The walk of jobwire_lease_limited, for a queue with limits per function or per key
+-- The walk of jobwire_lease_within_limits, for a queue with limits per function or per key
 -- (p_settings) near one of them. Room left under the queue's own limits: p_room_active
 -- (max_active), p_room_rate (its rate, whose window admits more at p_rate_at); NULL: no
 -- such limit. p_any_rate: the queue has a rate limit; p_total: its starts so far.
@@ -259,7 +358,7 @@ BEGIN
     WHERE j.queue = p_queue AND j.id = d.id;
 
     SELECT r.by_function, r.by_key INTO v_fn_active, v_key_active
-    FROM jobwire_running(p_queue, v_functions, v_per_key IS NOT NULL) AS r;
+    FROM jobwire_running_counts(p_queue, v_functions, v_per_key IS NOT NULL) AS r;
     SELECT w.by_function, w.by_key INTO v_fn_started, v_key_started
     FROM jobwire_window_starts(p_queue, p_now, v_functions, v_key_rate) AS w;
     IF p_max > 0 THEN
@@ -318,7 +417,7 @@ $$;
 -- The running jobs of a queue that limits per function or per key: how many of each
 -- function with a max_active (p_functions: function -> limits), and of each concurrency
 -- key when p_per_key. One pass over the queue's active and aborting jobs.
-CREATE OR REPLACE FUNCTION jobwire_running(
+CREATE OR REPLACE FUNCTION jobwire_running_counts(
     p_queue text, p_functions jsonb, p_per_key boolean,
     OUT by_function jsonb, OUT by_key jsonb
 )
