@@ -183,21 +183,19 @@ async def test_the_rate_log_keeps_only_the_window(
 ) -> None:
     count = "SELECT count(*) FROM jobwire_starts WHERE queue = $1"
     async with Queue.from_url(postgres_url, name=_name()) as queue:
-        rate = Rate(1000, 1.0)
+        rate = Rate(1000, 2.0)
         await queue.configure(
             QueueSettings(rate=rate, rate_per_key=rate, functions={"f": FunctionLimits(rate=rate)})
         )
-        await queue.enqueue_many([Job("f", concurrency_key=f"k{i % 3}") for i in range(40)])
-        for _ in range(4):
-            assert len((await queue.lease("w", 5))[0]) == 5
+        await queue.enqueue_many([Job("f", concurrency_key=f"k{i % 3}") for i in range(120)])
+        assert len((await queue.lease("w", 20))[0]) == 20
         # one row per lease call and bucket: the queue, the function, and each key met
-        assert await admin.fetchval(count, queue.name) == 4 * (1 + 1 + 3)
-        await asyncio.sleep(0.5)
-        assert len((await queue.lease("w", 5))[0]) == 5
-        assert await admin.fetchval(count, queue.name) == 25, "pruned when two windows old"
-        await asyncio.sleep(1.6)
-        assert len((await queue.lease("w", 5))[0]) == 5
-        assert await admin.fetchval(count, queue.name) == 5, "older windows are pruned"
+        assert await admin.fetchval(count, queue.name) == 1 + 1 + 3
+        await asyncio.sleep(2.1)
+        assert len((await queue.lease("w", 50))[0]) == 50
+        assert await admin.fetchval(count, queue.name) == 10, "kept until a hundredth start"
+        assert len((await queue.lease("w", 30))[0]) == 30  # the 100th start: rows pruned
+        assert await admin.fetchval(count, queue.name) == 10, "the window's rows are kept"
         await queue.configure(QueueSettings(max_active=100))
         assert await admin.fetchval(count, queue.name) == 0, "no rate: no log"
 

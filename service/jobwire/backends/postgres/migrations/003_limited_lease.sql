@@ -49,8 +49,9 @@ WHERE q.name = o.name AND o.settings IS NOT NULL;
 
 -- Each rate log row carries its bucket's starts so far (total), so a window's starts are
 -- the newest row's total less the total before the window's first row: two probes, however
--- many rows the window holds. Every start of a queue with any rate now goes to its 'queue'
--- bucket (under 002, only with a queue-wide rate): a queue that had none gets one row per
+-- many rows the window holds; leases forget rows older than the longest window at every
+-- hundredth start. Every start of a queue with any rate now goes to its 'queue' bucket
+-- (under 002, only with a queue-wide rate): a queue that had none gets one row per
 -- time its functions' and keys' rows have, counting their starts (a start in both a
 -- function's and a key's bucket counts twice: a window holds no fewer than it did).
 ALTER TABLE jobwire_starts ADD COLUMN IF NOT EXISTS total bigint;
@@ -136,7 +137,6 @@ DECLARE
     v_started   bigint;             -- ... within its rate window, the oldest of those at
     v_oldest    double precision;
     v_scoped_started bigint;        -- ... within the longest window of the scoped rates
-    v_log_oldest double precision;  -- the queue's oldest log row
     v_room      integer;            -- jobs the queue-wide limits let this lease take
     v_taken     bigint;
 BEGIN
@@ -158,18 +158,15 @@ BEGIN
 
     -- What runs and what started, in one statement: the queue's running jobs; its starts
     -- so far (the newest log row's total), within its rate window and within the longest
-    -- scoped one (less the total before each window's first row); its oldest log row.
+    -- scoped one (less the total before each window's first row).
     SELECT
         CASE WHEN q.max_active IS NOT NULL OR q.scoped_max_active IS NOT NULL THEN (
             SELECT count(*) FROM jobwire_jobs
             WHERE queue = p_queue AND status IN ('active', 'aborting')
         ) END,
         newest.total, newest.total - first.total + first.n, first.at,
-        newest.total - scoped_first.total + scoped_first.n,
-        CASE WHEN v_max_period IS NOT NULL THEN (
-            SELECT min(st.at) FROM jobwire_starts AS st WHERE st.queue = p_queue
-        ) END
-    INTO v_active, v_total, v_started, v_oldest, v_scoped_started, v_log_oldest
+        newest.total - scoped_first.total + scoped_first.n
+    INTO v_active, v_total, v_started, v_oldest, v_scoped_started
     FROM (SELECT) AS one
     LEFT JOIN LATERAL (
         SELECT st.total FROM jobwire_starts AS st
@@ -196,13 +193,6 @@ BEGIN
     v_started := coalesce(v_started, 0);
     v_scoped_started := coalesce(v_scoped_started, 0);
 
-    -- Forget starts older than the longest window, once some are older than two (so not
-    -- at every lease).
-    IF v_log_oldest <= v_now - 2 * v_max_period THEN
-        DELETE FROM jobwire_starts AS st
-        WHERE st.queue = p_queue AND st.at <= v_now - v_max_period;
-    END IF;
-
     IF q.scoped AND NOT (
         (q.scoped_max_active IS NULL OR v_active + p_max <= q.scoped_max_active)
         AND (q.scoped_rate_limit IS NULL OR v_scoped_started + p_max <= q.scoped_rate_limit)
@@ -212,6 +202,11 @@ BEGIN
             q.max_active - v_active, q.rate_limit - v_started,
             coalesce(v_oldest, v_now) + q.rate_period_s, v_max_period IS NOT NULL, v_total
         );
+        GET DIAGNOSTICS v_taken = ROW_COUNT;
+        v_taken := v_taken - 1;  -- (its last row says how it went)
+        IF v_max_period IS NOT NULL AND v_total / 100 <> (v_total + v_taken) / 100 THEN
+            DELETE FROM jobwire_starts WHERE queue = p_queue AND at <= v_now - v_max_period;
+        END IF;
         RETURN;
     END IF;
 
@@ -262,11 +257,16 @@ BEGIN
         FROM promoted AS p
         WHERE j.queue = p_queue AND j.id = p.id AND p.id NOT IN (SELECT id FROM picked)
     ),
+    logged_queue AS (  -- a rate of the queue alone: its bucket only
+        INSERT INTO jobwire_starts (queue, scope, name, at, n, total)
+        SELECT p_queue, 'queue', '', v_now, count(*), v_total + count(*)
+        FROM leased WHERE v_max_period IS NOT NULL AND NOT q.scoped HAVING count(*) > 0
+    ),
     logged AS (
         SELECT jobwire_log_starts(
-            p_queue, v_now, q.settings, v_max_period IS NOT NULL, v_total,
+            p_queue, v_now, q.settings, true, v_total,
             array_agg(l.function), array_agg(l.concurrency_key)
-        ) FROM leased AS l WHERE v_max_period IS NOT NULL HAVING count(*) > 0
+        ) FROM leased AS l WHERE v_max_period IS NOT NULL AND q.scoped HAVING count(*) > 0
     )
     SELECT NULL::text, NULL::double precision, l.id, l.status, l.function, l.kwargs, l.key,
         l.concurrency_key, l.priority, l.timeout, l.heartbeat, l.retries, l.attempts, l.ttl,
@@ -274,6 +274,11 @@ BEGIN
         l.created, l.queued, l.started, l.completed, l.touched, l.worker, l.lease
     FROM leased AS l LEFT JOIN logged ON true ORDER BY l.rank;
     GET DIAGNOSTICS v_taken = ROW_COUNT;
+    -- Forget starts older than the longest window at every hundredth start (by the queue's
+    -- total): the log stays short, and most leases delete nothing.
+    IF v_max_period IS NOT NULL AND v_total / 100 <> (v_total + v_taken) / 100 THEN
+        DELETE FROM jobwire_starts WHERE queue = p_queue AND at <= v_now - v_max_period;
+    END IF;
 
     last_row.state := 'limited';
     last_row.next_s := least(
