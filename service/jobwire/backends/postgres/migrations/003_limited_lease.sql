@@ -101,11 +101,11 @@ DROP FUNCTION IF EXISTS jobwire_running(text, jsonb, boolean);
 -- The lease of a limited or paused queue (flow.LEASE_LIMITED), atomic with its limits (see
 -- flow.QueueSettings).
 --
--- jobwire_lease_within_limits locks the queue's row FOR UPDATE, so leases of a limited queue take
--- turns. A volatile PL/pgSQL function takes a new snapshot per statement: the statements
--- after the lock see every lease committed before it, so two leases never count without
--- each other. The clock is read after the lock (clock_timestamp): starts are logged in the
--- order they happened.
+-- jobwire_lease_within_limits locks the queue's row FOR UPDATE, so leases of a limited
+-- queue take turns. A volatile PL/pgSQL function takes a new snapshot per statement: the
+-- statements after the lock see every lease committed before it, so two leases never
+-- count without each other. The clock is read after the lock (clock_timestamp): starts
+-- are logged in the order they happened.
 --
 -- It counts what runs (active and aborting jobs) and what started within the rate windows,
 -- then takes jobs from the head of the queue (by priority, then FIFO):
