@@ -13,7 +13,7 @@ import pytest
 
 from jobwire import FunctionLimits, Job, Queue, QueueSettings, Rate, Status
 from jobwire.backends.base import Outcome
-from jobwire.backends.postgres import flow
+from jobwire.backends.postgres import flow, sql
 from jobwire.backends.postgres.backend import parse_url
 
 LIMIT = 2
@@ -183,18 +183,19 @@ async def test_the_rate_log_keeps_only_the_window(
 ) -> None:
     count = "SELECT count(*) FROM jobwire_starts WHERE queue = $1"
     async with Queue.from_url(postgres_url, name=_name()) as queue:
-        rate = Rate(1000, 0.2)
+        rate = Rate(1000, 2.0)
         await queue.configure(
             QueueSettings(rate=rate, rate_per_key=rate, functions={"f": FunctionLimits(rate=rate)})
         )
-        await queue.enqueue_many([Job("f", concurrency_key=f"k{i % 3}") for i in range(40)])
-        for _ in range(4):
-            assert len((await queue.lease("w", 5))[0]) == 5
+        await queue.enqueue_many([Job("f", concurrency_key=f"k{i % 3}") for i in range(120)])
+        assert len((await queue.lease("w", 20))[0]) == 20
         # one row per lease call and bucket: the queue, the function, and each key met
-        assert await admin.fetchval(count, queue.name) == 4 * (1 + 1 + 3)
-        await asyncio.sleep(0.3)
-        assert len((await queue.lease("w", 5))[0]) == 5
-        assert await admin.fetchval(count, queue.name) == 5, "older windows are pruned"
+        assert await admin.fetchval(count, queue.name) == 1 + 1 + 3
+        await asyncio.sleep(2.1)
+        assert len((await queue.lease("w", 50))[0]) == 50
+        assert await admin.fetchval(count, queue.name) == 10, "kept until a hundredth start"
+        assert len((await queue.lease("w", 30))[0]) == 30  # the 100th start: rows pruned
+        assert await admin.fetchval(count, queue.name) == 10, "the window's rows are kept"
         await queue.configure(QueueSettings(max_active=100))
         assert await admin.fetchval(count, queue.name) == 0, "no rate: no log"
 
@@ -292,3 +293,16 @@ async def test_concurrency_key_round_trips(postgres_url: str) -> None:
         assert {job.id: job.concurrency_key for job in leased} == listed
         found = await queue.backend.find_job(keyed.id)
         assert found is not None and found.concurrency_key == "tenant-1"
+
+
+async def test_the_limited_lease_answers_the_job_columns(
+    postgres_url: str, admin: asyncpg.Connection
+) -> None:
+    """jobwire_lease_row spells out sql.JOB_COLUMNS: a column added to jobs goes there too."""
+    async with Queue.from_url(postgres_url, name=_name()) as queue:
+        await queue.connect()  # (the schema is migrated)
+    rows = await admin.fetch(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'jobwire_lease_row'::regclass"
+        " AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+    )
+    assert [row["attname"] for row in rows] == ["state", "next_s", *sql.JOB_COLUMNS]

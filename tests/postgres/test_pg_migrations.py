@@ -6,7 +6,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from jobwire import Queue
+from jobwire import FunctionLimits, Job, Queue, QueueSettings, Rate
 from jobwire.backends.postgres.backend import parse_url
 from jobwire.backends.postgres.sql import migrate, migrations
 
@@ -96,11 +96,11 @@ async def test_status_is_check_constrained(postgres_url: str) -> None:
         await conn.close()
 
 
-async def test_jobs_of_version_1_carry_on_under_version_2(
+async def test_jobs_of_version_1_carry_on_under_the_latest(
     fresh_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A database an older Jobwire made: its jobs have no concurrency key, its queues no
-    settings, and they work as before once migration 2 is in."""
+    settings, and they work as before once the later migrations are in."""
     conn = await asyncpg.connect(fresh_database)
     try:
         with monkeypatch.context() as patched:
@@ -120,5 +120,47 @@ async def test_jobs_of_version_1_carry_on_under_version_2(
             assert (await queue.paused(), (await queue.settings()).limited) == (False, False)
             leased, _ = await queue.lease("w", 10)
             assert [job.id for job in leased] == ["old"]
+    finally:
+        await conn.close()
+
+
+async def test_limits_stored_under_version_2_hold_after_version_3(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 3 derives the numbers leases read from settings stored before, and gives
+    rate log rows of version 2 their totals (and the queue's bucket its starts)."""
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        with monkeypatch.context() as patched:
+            first_two = [m for m in migrations() if m[0] <= 2]
+            patched.setattr("jobwire.backends.postgres.sql.migrations", lambda: first_two)
+            assert await migrate(conn) == [1, 2]
+        settings = QueueSettings(max_active=3, functions={"f": FunctionLimits(rate=Rate(3, 60.0))})
+        await conn.execute(
+            "INSERT INTO jobwire_queues (name, settings, limited) VALUES ('q', $1, true)",
+            settings.to_json(),
+        )
+        await conn.execute(  # two starts of f, logged as version 2 did
+            "INSERT INTO jobwire_starts (queue, scope, name, at, n)"
+            " VALUES ('q', 'function', 'f', extract(epoch FROM now()) - 1, 2)"
+        )
+        async with Queue.from_url(fresh_database, name="q") as queue:
+            await queue.enqueue_many([Job("f") for _ in range(5)] + [Job("g") for _ in range(5)])
+            leased, _ = await queue.lease("w", 10)
+            # f's rate has room for one more; max_active 3 takes two of g
+            assert sorted(job.function for job in leased) == ["f", "g", "g"]
+        limits = await conn.fetchrow(
+            "SELECT max_active, scoped, scoped_rate_limit FROM jobwire_queues WHERE name = 'q'"
+        )
+        assert tuple(limits) == (3, True, 3)
+        totals = await conn.fetch(
+            "SELECT scope, total FROM jobwire_starts WHERE queue = 'q' ORDER BY scope, at"
+        )
+        assert [tuple(row) for row in totals] == [
+            ("function", 2),
+            ("function", 3),
+            ("queue", 2),
+            ("queue", 5),
+        ]
     finally:
         await conn.close()

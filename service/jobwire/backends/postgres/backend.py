@@ -10,7 +10,7 @@ the starts rate limits count. The statements are in ``sql`` (flow control's in `
 
 Dequeue is ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on each other,
 unless the queue has limits: then leases take turns on the queue's row, each one counting
-what runs and what started within the rate windows (``jobwire_lease_limited``).
+what runs and what started within the rate windows (``jobwire_lease_within_limits``).
 Wake-ups and job events are ``NOTIFY``s on per-queue channels, heard on one dedicated
 ``LISTEN`` connection per store (``listen``).
 
@@ -305,7 +305,7 @@ class PostgresBackend(Backend):
         return job
 
     async def lease(self, worker_id: str, max_jobs: int) -> tuple[list[Job], float | None]:
-        """The fast statement, unless the queue is limited: then ``jobwire_lease_limited``.
+        """The fast statement, unless the queue is limited: then ``jobwire_lease_within_limits``.
 
         Each finds out whether the queue is limited (atomically with its lease), and the
         next lease takes the path the last one found right, so a limited queue costs one
@@ -333,9 +333,10 @@ class PostgresBackend(Backend):
         rows = await self._fetch(
             flow.LEASE_LIMITED, max_jobs, token, worker_id, lease_s, flow.LEASE_WINDOW
         )
-        if rows[0]["state"] == "unlimited":
+        *leased, last = rows
+        if last["state"] == "unlimited":
             return None
-        return [self._job(row) for row in rows[1:]], rows[0]["next_s"]
+        return [self._job(row) for row in leased], last["next_s"]
 
     async def settings(self) -> QueueSettings:
         rows = await self._fetch(flow.SETTINGS, read=True)

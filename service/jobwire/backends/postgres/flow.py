@@ -2,8 +2,8 @@
 limited queue, and bulk operations by filter.
 
 Pause state and limits live in the queue's ``jobwire_queues`` row, which every lease reads
-(see ``sql.LEASE`` and ``jobwire_lease_limited`` in migration 002). As in ``sql``, ``$1``
-is always the queue name and each statement is one round trip.
+(see ``sql.LEASE``, and ``jobwire_lease_within_limits`` in migration 003). As in ``sql``,
+``$1`` is always the queue name and each statement is one round trip.
 """
 
 from typing import Any
@@ -20,17 +20,35 @@ _LIVE = "(" + ", ".join(f"'{s.value}'" for s in sorted(LIVE)) + ")"
 # The stored settings and pause state (no row: never configured).
 SETTINGS = "SELECT settings, paused FROM jobwire_queues WHERE name = $1"
 
-# $2 settings JSON, $3 whether they set any limit, $4 whether they set any rate (without
-# one, the queue's rate windows are forgotten), $5 wake channel: relaxed limits may let
-# waiting leases take jobs now. Waits for leases under way (they hold the row FOR SHARE).
+# $2 settings JSON, $3 whether they set any limit, $4 wake channel: relaxed limits may let
+# waiting leases take jobs now. The numbers limited leases read at every call are derived
+# from the settings (jobwire_queue_limits); without a rate limit, the queue's rate windows
+# are forgotten. Waits for leases under way (they hold the row FOR SHARE).
 PUT_SETTINGS = """
-WITH saved AS (
-    INSERT INTO jobwire_queues AS q (name, settings, limited) VALUES ($1, $2::json, $3)
-    ON CONFLICT (name) DO UPDATE SET settings = excluded.settings, limited = excluded.limited
-    RETURNING pg_notify($5, '')
+WITH limits AS MATERIALIZED (
+    SELECT * FROM jobwire_queue_limits($2::jsonb)
+),
+saved AS (
+    INSERT INTO jobwire_queues AS q (
+        name, settings, limited, max_active, rate_limit, rate_period_s, scoped,
+        scoped_max_active, scoped_rate_limit, scoped_period_s
+    )
+    SELECT $1, $2::json, $3, l.max_active, l.rate_limit, l.rate_period_s, l.scoped,
+        l.scoped_max_active, l.scoped_rate_limit, l.scoped_period_s
+    FROM limits AS l
+    ON CONFLICT (name) DO UPDATE SET
+        settings = excluded.settings, limited = excluded.limited,
+        max_active = excluded.max_active, rate_limit = excluded.rate_limit,
+        rate_period_s = excluded.rate_period_s, scoped = excluded.scoped,
+        scoped_max_active = excluded.scoped_max_active,
+        scoped_rate_limit = excluded.scoped_rate_limit,
+        scoped_period_s = excluded.scoped_period_s
+    RETURNING pg_notify($4, '')
 ),
 forgotten AS (
-    DELETE FROM jobwire_starts WHERE queue = $1 AND NOT $4
+    DELETE FROM jobwire_starts
+    WHERE queue = $1
+        AND (SELECT rate_limit IS NULL AND scoped_rate_limit IS NULL FROM limits)
 )
 SELECT count(*) FROM saved
 """
@@ -43,12 +61,9 @@ RETURNING CASE WHEN NOT q.paused THEN pg_notify($3, '') END
 """
 
 # $2 max jobs, $3 lease token prefix, $4 worker id, $5 default lease seconds, $6 the
-# window. A first row with the state ('unlimited', 'paused' or 'limited') and next_s, then
-# one row per leased job (the columns of jobwire_jobs).
-LEASE_LIMITED = """
-SELECT l.state, l.next_s, (l.job).*
-FROM jobwire_lease_limited($1, $2, $3, $4, $5, $6) AS l
-"""
+# window. One row per leased job (sql.JOB_COLUMNS), then a row with the state
+# ('unlimited', 'paused' or 'limited') and next_s.
+LEASE_LIMITED = "SELECT * FROM jobwire_lease_within_limits($1, $2, $3, $4, $5, $6)"
 
 # Bulk operations visit the queue's next jobs by id after the cursor $2 ('' at the start),
 # at most $3 of them, and change those that match the filter ($4 status, $5 function,
@@ -154,10 +169,5 @@ def filter_args(where: JobFilter) -> list[Any]:
 
 
 def settings_args(settings: QueueSettings) -> list[Any]:
-    """PUT_SETTINGS's parameters $2..$4."""
-    rated = (
-        settings.rate is not None
-        or settings.rate_per_key is not None
-        or any(limits.rate is not None for limits in settings.functions.values())
-    )
-    return [settings.to_json(), settings.limited, rated]
+    """PUT_SETTINGS's parameters $2 and $3."""
+    return [settings.to_json(), settings.limited]
