@@ -27,7 +27,10 @@ from jobwire.worker import Worker
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # client commands talk to the local service
 # What `jobwire serve` can own (the service's own URLs are for clients, not for serve).
-STORE_SCHEMES = ("redis", "rediss", "postgres", "postgresql", "postgresql+asyncpg", "sqlite")
+STORE_SCHEMES = (
+    "redis", "rediss", "redis+cluster", "rediss+cluster",
+    "postgres", "postgresql", "postgresql+asyncpg", "sqlite",
+)  # fmt: skip
 _WORKER_OPTIONS = (
     "functions",
     "cron_jobs",
@@ -392,7 +395,8 @@ def _serve(args: argparse.Namespace) -> int:
     if scheme not in STORE_SCHEMES:
         print(
             f"jobwire serve: the backend must be a store the service owns: redis://, "
-            f"rediss://, postgresql://, or sqlite:///path.db; got {_redacted(settings.backend)!r}",
+            f"rediss://, redis+cluster://, postgresql://, or sqlite:///path.db; "
+            f"got {_redacted(settings.backend)!r}",
             file=sys.stderr,
         )
         return 2

@@ -24,5 +24,5 @@ redis.call('HDEL', key, 'result', 'completed')
 redis.call('HSET', key, 'progress', '0')
 push_queued(id, key)
 publish(id)
-redis.call('PUBLISH', prefix .. 'wake', '')
+redis.call(PUBLISH, prefix .. 'wake', '')
 return {1, redis.call('HGETALL', key)}
