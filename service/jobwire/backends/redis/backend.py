@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from jobwire.backends.base import Backend, LeaseState, Outcome
 from jobwire.backends.codec import error_json
@@ -99,6 +100,7 @@ class RedisBackend(Backend):
             subscribe = functools.partial(ShardedSubscription, self.redis)
         else:
             sources, subscribe = _SOURCES, functools.partial(_Subscription, self.redis)
+        self._sources = sources
         self._scripts: dict[str, AsyncScript] = {
             name: self.redis.register_script(source) for name, source in sources.items()
         }
@@ -116,7 +118,11 @@ class RedisBackend(Backend):
             await self.redis.aclose()
 
     async def _run(self, script: str, args: Sequence[Any]) -> Any:
-        return await self._scripts[script](keys=[self.prefix], args=args)
+        try:
+            return await self._scripts[script](keys=[self.prefix], args=args)
+        except NoScriptError:  # SCRIPT LOAD missed the node (a cluster's new master, say):
+            source = self._sources[script]  # EVAL runs it there and caches it
+            return await self.redis.eval(source, 1, self.prefix, *args)
 
     async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         if time.monotonic() - self._registered_at > _REGISTER_EVERY_S:  # survives a FLUSHALL

@@ -19,6 +19,7 @@ from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.cluster import PRIMARY, REPLICA
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
     AskError,
@@ -106,9 +107,37 @@ class FailoverCluster(RedisCluster):
             lambda: super(FailoverCluster, self).execute_command(*args, **kwargs), self.budget_s
         )
 
+    async def initialize(self) -> "FailoverCluster":
+        """Learn the cluster's nodes and slots, when not known or no longer trusted."""
+        await super().initialize()
+        self._route_to_known_nodes()
+        return self
+
     async def refresh_slots(self) -> None:
         """Ask the cluster again which node serves which slot."""
         await self.nodes_manager.initialize()
+        self._route_to_known_nodes()
+
+    def _route_to_known_nodes(self) -> None:
+        """Work around redis-py 7.4: a refresh keeps the nodes it knew (with their old
+        roles) but routes slots to fresh copies of them, so SCRIPT LOAD misses a promoted
+        replica (NOSCRIPT for good) and the next refresh drops the copies with their
+        connections open. Route every slot to the known node, its role updated."""
+        manager = self.nodes_manager
+        known = manager.nodes_cache
+        masters: set[str] = set()
+        seen: set[int] = set()
+        for nodes in manager.slots_cache.values():  # one list per range of slots
+            if id(nodes) in seen:
+                continue
+            seen.add(id(nodes))
+            nodes[:] = [known.setdefault(node.name, node) for node in nodes]
+            masters.add(nodes[0].name)
+        for name, node in known.items():
+            node.server_type = PRIMARY if name in masters else REPLICA
+        default = manager.default_node
+        if masters and (default is None or default.name not in masters):
+            manager.default_node = known[min(masters)]
 
     async def master_for(self, key: str) -> ClusterNode:
         """The master that serves ``key``'s slot (as far as this client knows).
@@ -139,17 +168,17 @@ class FailoverCluster(RedisCluster):
             The script's reply and the number of replicas that acknowledged it.
         """
 
-        async def attempt(loaded: bool = False) -> tuple[Any, int]:
+        async def attempt(send_body: bool = False) -> tuple[Any, int]:
             node = await self.master_for(key)
+            run = ("EVAL", script.script) if send_body else ("EVALSHA", script.sha)
             commands = [
-                PipelineCommand(0, "EVALSHA", script.sha, 1, key, *args),
+                PipelineCommand(0, *run, 1, key, *args),
                 PipelineCommand(1, "WAIT", replicas, timeout_ms),
             ]
             await node.execute_pipeline(commands)
             reply, acknowledged = commands[0].result, commands[1].result
-            if isinstance(reply, NoScriptError) and not loaded:  # a new master has no scripts
-                await self.script_load(script.script)
-                return await attempt(loaded=True)
+            if isinstance(reply, NoScriptError) and not send_body:  # a new master: no scripts
+                return await attempt(send_body=True)  # EVAL caches it there
             if isinstance(reply, Exception):
                 raise reply
             if isinstance(acknowledged, Exception):
