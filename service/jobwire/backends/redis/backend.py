@@ -150,8 +150,9 @@ class RedisBackend(Backend):
 
     async def _enqueue_chunks(self, chunks: list[list[Any]]) -> list[Any]:
         script, wait = self._scripts["enqueue"], self._wait
-        if isinstance(self.redis, FailoverCluster):  # a script in a cluster pipeline has no
-            if wait is None:  # NOSCRIPT fallback: one call per chunk
+        if isinstance(self.redis, FailoverCluster):
+            # A cluster pipeline has no NOSCRIPT fallback: one call per chunk (each WAITed).
+            if wait is None:
                 return [await self._run("enqueue", args) for args in chunks]
             replies = []
             for args in chunks:
