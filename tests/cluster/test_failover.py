@@ -79,9 +79,13 @@ async def _enqueue_via_service(http: str, queue: str, load: Load, stop: asyncio.
     async with httpx.AsyncClient(base_url=http, timeout=30) as client:
         while not stop.is_set():
             started = time.monotonic()
-            reply = await client.post(
-                f"/v1/queues/{queue}/jobs", json={"function": "task", "heartbeat": LEASE_S}
-            )
+            try:
+                reply = await client.post(
+                    f"/v1/queues/{queue}/jobs", json={"function": "task", "heartbeat": LEASE_S}
+                )
+            except httpx.TransportError as exc:
+                load.failures.append(f"REST enqueue: {exc!r}")
+                continue
             if reply.status_code not in (200, 201):
                 load.failures.append(f"REST enqueue: {reply.status_code} {reply.text}")
                 continue

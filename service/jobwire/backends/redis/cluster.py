@@ -28,7 +28,6 @@ from redis.exceptions import (
     ConnectionError,
     NoScriptError,
     RedisClusterException,
-    RedisError,
     SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
@@ -50,8 +49,9 @@ FAILOVER_ERRORS: tuple[type[Exception], ...] = (
     AskError,  # MovedError too
     RedisClusterException,  # SlotNotCoveredError, and "cannot be connected" at (re)start
 )
+_CAUGHT: tuple[type[Exception], ...] = (*FAILOVER_ERRORS, RuntimeError)  # see _failover_error
 FIRST_PAUSE_S = 0.05
-MAX_PAUSE_S = 0.5
+MAX_PAUSE_S = 0.25  # a failover ends unannounced: look again soon
 PIPELINE_PAUSE_S = 0.25  # redis-py's own pause between two tries of a cluster pipeline
 
 
@@ -76,8 +76,8 @@ async def riding_failover(
     while True:
         try:
             return await call()
-        except FAILOVER_ERRORS as exc:
-            if time.monotonic() + pause >= give_up:
+        except _CAUGHT as exc:
+            if not _failover_error(exc) or time.monotonic() + pause >= give_up:
                 raise
             logger.debug("cluster call failed (%r); trying again in %.2f s", exc, pause)
         await asyncio.sleep(pause)
@@ -85,6 +85,12 @@ async def riding_failover(
         if after_failure is not None:
             with contextlib.suppress(*FAILOVER_ERRORS):
                 await after_failure()
+
+
+def _failover_error(exc: Exception) -> bool:
+    # uvloop answers a write on a connection the dead node closed with a RuntimeError
+    # ("the handler is closed"), which redis-py passes on as it is (the command was not sent).
+    return isinstance(exc, FAILOVER_ERRORS) or "handler is closed" in str(exc)
 
 
 class FailoverCluster(RedisCluster):
@@ -109,8 +115,10 @@ class FailoverCluster(RedisCluster):
 
     async def initialize(self) -> "FailoverCluster":
         """Learn the cluster's nodes and slots, when not known or no longer trusted."""
+        stale = self._initialize  # what redis-py's initialize() checks too
         await super().initialize()
-        self._route_to_known_nodes()
+        if stale:
+            self._route_to_known_nodes()
         return self
 
     async def refresh_slots(self) -> None:
@@ -255,7 +263,7 @@ class ShardedSubscription:
             try:
                 await self._listen(connection)
                 logger.warning("sharded pub/sub on %s: the slot moved; following", self._channel)
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # whatever it was, wake-ups must not stop for good
                 logger.warning("sharded pub/sub on %s lost (%r); reconnecting", self._channel, exc)
             finally:
                 await connection.disconnect()
@@ -280,5 +288,5 @@ class ShardedSubscription:
             try:
                 await self._cluster.refresh_slots()
                 return await self._subscribe()
-            except (RedisError, OSError) as exc:
+            except Exception as exc:
                 logger.debug("sharded pub/sub on %s: not yet (%r)", self._channel, exc)
