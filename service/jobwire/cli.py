@@ -193,7 +193,8 @@ def _serve_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--backend",
-        help="store URL: redis://, rediss://, postgresql://, sqlite:///path.db "
+        help="store URL: redis://, rediss://, redis+cluster://host:port,..., postgresql://, "
+        "sqlite:///path.db "
         "(env JOBWIRE_BACKEND; default sqlite:///jobwire.db)",
     )
     serve.add_argument("--host", help="bind address (env JOBWIRE_HOST; default 127.0.0.1)")

@@ -25,6 +25,12 @@ async def test_a_cluster_url_names_every_startup_node() -> None:
     await client.aclose()
 
 
+async def test_an_ipv6_node_may_come_first() -> None:
+    client = open_client("redis+cluster://[::1]:7000,127.0.0.1:7001", 5.0)
+    assert sorted(node.name for node in client.startup_nodes) == ["127.0.0.1:7001", "::1:7000"]
+    await client.aclose()
+
+
 async def test_rediss_cluster_is_tls() -> None:
     client = open_client("rediss+cluster://h1:7000?ssl_cert_reqs=none", 5.0)
     assert isinstance(client, FailoverCluster)

@@ -69,7 +69,7 @@ def open_client(url: str, budget_s: float) -> Redis | FailoverCluster:
     first = urlunsplit(
         parts._replace(
             scheme=scheme.removesuffix(CLUSTER_SUFFIX),
-            netloc=(f"{userinfo}@" if userinfo else "") + f"{nodes[0].host}:{nodes[0].port}",
+            netloc=(f"{userinfo}@" if userinfo else "") + _address(nodes[0]),
             query=query,
         )
     )
@@ -88,6 +88,11 @@ def _node(text: str, url: str) -> ClusterNode:
     if not parts.hostname or not port:
         raise ValueError(f"{url!r}: {text!r} is not a host:port of a cluster node")
     return ClusterNode(parts.hostname, port)
+
+
+def _address(node: ClusterNode) -> str:
+    host = f"[{node.host}]" if ":" in node.host else node.host  # IPv6
+    return f"{host}:{node.port}"
 
 
 def _whole(options: dict[str, str], name: str, default: int) -> int:
