@@ -4,6 +4,7 @@ back after a failover (a promoted replica has none cached), and WAIT for replica
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 from uuid import uuid4
@@ -12,10 +13,15 @@ import pytest
 from cluster_fixtures import LocalCluster
 
 from jobwire import Job, Queue, Worker
+from jobwire.backends.redis.cluster import QUIET_CHECK_S
+from jobwire.errors import Unavailable
 
 pytestmark = pytest.mark.slow  # clusters of their own
 FAILOVER_DEADLINE_S = 20.0
 WAKE_UP_S = 2.0  # the workers poll every 30 s: only a wake-up is this fast
+# A hung master's calls end at the store deadline until a quiet subscription's unanswered
+# PING (two quiet checks) refreshes the client's map of slots.
+HUNG_MASTER_S = 2 * QUIET_CHECK_S + 15
 
 
 async def add(ctx: dict[str, object], *, a: int, b: int) -> int:
@@ -40,6 +46,15 @@ async def _applied_quickly(queue: Queue, a: int) -> None:
     started = time.monotonic()
     assert await queue.apply("add", a=a, b=1, wait_timeout=10) == a + 1
     assert time.monotonic() - started < WAKE_UP_S
+
+
+async def _enqueued_within(queue: Queue, deadline_s: float) -> None:
+    """Enqueue, trying again while the store is unavailable (a client's retries)."""
+    async with asyncio.timeout(deadline_s):
+        while True:
+            with contextlib.suppress(Unavailable):
+                await queue.enqueue("add", a=0, b=0)
+                return
 
 
 def _replica_of(cluster: LocalCluster, master: int) -> int:
@@ -73,7 +88,7 @@ async def _manual_failover(cluster: LocalCluster, key: str, replica: int) -> Non
     raise AssertionError(f"{replica} did not take over {key}'s slot")
 
 
-@pytest.mark.parametrize("how", ["manual", "sigkill"])
+@pytest.mark.parametrize("how", ["manual", "sigkill", "sigstop"])
 async def test_wake_ups_and_scripts_follow_the_slot_to_a_new_master(
     own_cluster: LocalCluster, how: str
 ) -> None:
@@ -85,9 +100,13 @@ async def test_wake_ups_and_scripts_follow_the_slot_to_a_new_master(
         await _applied_quickly(queue, 1)
         if how == "manual":  # the old master stays up, as a replica: it unsubscribes us
             await _manual_failover(own_cluster, key, replica)
-        else:
+        elif how == "sigkill":
             own_cluster.kill(master)
             await _wait_for_master(own_cluster, key, replica)
+        else:  # it hangs: calls to it neither fail nor answer until the map is refreshed
+            own_cluster.procs[master].send_signal(signal.SIGSTOP)
+            await _wait_for_master(own_cluster, key, replica)
+            await _enqueued_within(queue, HUNG_MASTER_S)
         # The first job may wait for the subscription to move; the next are woken at once.
         assert await queue.apply("add", a=2, b=1, wait_timeout=15) == 3
         for a in range(3, 6):

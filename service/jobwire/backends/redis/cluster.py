@@ -52,6 +52,7 @@ FAILOVER_ERRORS: tuple[type[Exception], ...] = (
 _CAUGHT: tuple[type[Exception], ...] = (*FAILOVER_ERRORS, RuntimeError)  # see _failover_error
 FIRST_PAUSE_S = 0.05
 MAX_PAUSE_S = 0.25  # a failover ends unannounced: look again soon
+QUIET_CHECK_S = 5.0  # a subscription this quiet checks that its node still serves the slot
 PIPELINE_PAUSE_S = 0.25  # redis-py's own pause between two tries of a cluster pipeline
 
 
@@ -121,9 +122,16 @@ class FailoverCluster(RedisCluster):
             self._route_to_known_nodes()
         return self
 
-    async def refresh_slots(self) -> None:
-        """Ask the cluster again which node serves which slot."""
-        await self.nodes_manager.initialize()
+    async def refresh_slots(self, suspect: str | None = None) -> None:
+        """Ask the cluster again which node serves which slot.
+
+        Args:
+            suspect: A node (``host:port``) that failed us: asked last, as it may hang.
+        """
+        if suspect is not None:
+            self.nodes_manager.move_node_to_end_of_cached_nodes(suspect)
+        async with asyncio.timeout(self.budget_s):
+            await self.nodes_manager.initialize()
         self._route_to_known_nodes()
 
     def _route_to_known_nodes(self) -> None:
@@ -260,33 +268,54 @@ class ShardedSubscription:
 
     async def _read(self, connection: Connection) -> None:
         while True:
+            suspect = None
             try:
                 await self._listen(connection)
                 logger.warning("sharded pub/sub on %s: the slot moved; following", self._channel)
             except Exception as exc:  # whatever it was, wake-ups must not stop for good
                 logger.warning("sharded pub/sub on %s lost (%r); reconnecting", self._channel, exc)
+                suspect = f"{connection.host}:{connection.port}"
             finally:
                 await connection.disconnect()
-            connection = await self._resubscribe()
+            connection = await self._resubscribe(suspect)
             self._on_subscribed()
 
     async def _listen(self, connection: Connection) -> None:
-        """Hand on messages until the node unsubscribes us (the slot left it)."""
+        """Hand on messages until the node unsubscribes us (the slot left it) or, on a
+        quiet channel, no longer serves the slot or leaves a PING unanswered (it hangs)."""
+        pinged = False
         while True:
-            message = await connection.read_response()
+            message = await connection.read_response(timeout=QUIET_CHECK_S)
+            if message is None:
+                if pinged:
+                    raise ConnectionError(f"no answer to PING within {QUIET_CHECK_S:g} s")
+                if not self._served_by(connection):
+                    return
+                await connection.send_command("PING")
+                pinged = True
+                continue
+            pinged = False
             kind = message[0] if isinstance(message, list) else None
             if kind == b"smessage":
                 self._on_message(message[2])
             elif kind == b"sunsubscribe":
                 return
 
-    async def _resubscribe(self) -> Connection:
+    def _served_by(self, connection: Connection) -> bool:
+        """Whether, as far as the client knows, ``connection``'s node serves the slot."""
+        try:
+            node = self._cluster.get_node_from_key(self._channel)
+        except RedisClusterException:  # no map right now: no news either
+            return True
+        return node is None or node.name == f"{connection.host}:{connection.port}"
+
+    async def _resubscribe(self, suspect: str | None) -> Connection:
         pause = FIRST_PAUSE_S
         while True:
             await asyncio.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE_S)
             try:
-                await self._cluster.refresh_slots()
+                await self._cluster.refresh_slots(suspect)
                 return await self._subscribe()
             except Exception as exc:
                 logger.debug("sharded pub/sub on %s: not yet (%r)", self._channel, exc)

@@ -22,6 +22,12 @@ from jobwire.backends.redis.cluster import FailoverCluster
 CLUSTER_SUFFIX = "+cluster"
 DEFAULT_PORT = 6379
 DEFAULT_WAIT_TIMEOUT_MS = 100
+# On a cluster, connecting to a node that is cut off fails soon, so that the client asks
+# the others who serves its slots now (the URL may say otherwise). No default read/write
+# timeout: redis-py bounds writes with asyncio.wait_for, which on Python 3.11 can swallow a
+# cancellation (a worker's stop hung); a hung node's calls end at the store deadline, and
+# the sharded subscriptions, which PING, refresh the map of slots.
+CLUSTER_CONNECT_TIMEOUT_S = 2.0
 OPTIONS = ("wait_replicas", "wait_timeout_ms")  # Jobwire's, kept from redis-py
 
 
@@ -76,6 +82,7 @@ def open_client(url: str, budget_s: float) -> Redis | FailoverCluster:
     options: dict[str, Any] = dict(parse_url(first))
     if options.pop("connection_class", None) is SSLConnection:
         options["ssl"] = True
+    options.setdefault("socket_connect_timeout", CLUSTER_CONNECT_TIMEOUT_S)
     return FailoverCluster(budget_s=budget_s, startup_nodes=nodes[1:], **options)
 
 
