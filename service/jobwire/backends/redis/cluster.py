@@ -5,7 +5,8 @@ connection error, but it retries a failed command a few times at once, while a r
 takes a second or more to replace a dead master: ``FailoverCluster`` retries with a
 backoff until the store deadline instead. Its asyncio client has no pub/sub, so
 ``ShardedSubscription`` holds a connection of its own to the master of the channel's slot
-(SSUBSCRIBE), and moves to the new master after a failover.
+(SSUBSCRIBE), and moves to the new master after a failover. An enqueue that must wait for
+replicas (WAIT) runs on a connection of the slot's master with its WAIT right behind.
 """
 
 import asyncio
@@ -211,9 +212,11 @@ class ShardedSubscription:
     """One sharded pub/sub channel (SSUBSCRIBE), read from the master of its slot by a
     task of its own.
 
-    When that master dies or the slot moves (the node says ``sunsubscribe``), the
-    subscription asks the cluster again who serves the slot and subscribes there; whatever
-    was published meanwhile was missed, so ``on_subscribed`` runs after each subscribe.
+    When that master dies, hangs (a quiet channel PINGs it every ``QUIET_CHECK_S``) or
+    loses the slot (it says ``sunsubscribe``), the subscription asks the other nodes who
+    serves the slot now, which refreshes the whole client's map of slots, and subscribes
+    there; whatever was published meanwhile was missed, so ``on_subscribed`` runs after
+    each subscribe.
 
     Args:
         cluster: The client whose nodes and credentials to use.
