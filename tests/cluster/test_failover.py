@@ -147,7 +147,7 @@ async def _drain(queues: list[Queue]) -> None:
 
 
 @pytest.mark.parametrize(
-    "wait", ["", "?wait_replicas=1&wait_timeout_ms=500"], ids=["async", "wait"]
+    "wait", ["", "?wait_replicas=1&wait_timeout_ms=200"], ids=["async", "wait"]
 )
 async def test_workers_and_service_ride_out_a_master_failover(
     own_cluster: LocalCluster, wait: str
