@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import pytest
 import redis
 
-pytest_plugins = ["service_fixtures"]
+pytest_plugins = ["service_fixtures", "cluster_fixtures"]
 
 REDIS_URL_ENV = "JOBWIRE_TEST_REDIS_URL"
 REDIS_START_DEADLINE_S = 10.0
@@ -420,8 +420,8 @@ _SHARED_STOP = pytest.StashKey[contextlib.ExitStack]()
 
 def shared_servers(config: pytest.Config) -> dict[str, Any]:
     """What the pytest-xdist controller started for this worker: ``redis_url``,
-    ``postgres_url`` and ``services`` (store -> ``GrpcService`` fields); empty when not
-    a worker."""
+    ``postgres_url``, ``redis_cluster_url`` and ``services`` (store -> ``GrpcService``
+    fields); empty when not a worker."""
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     return dict(workerinput.get(_SHARED_KEY, {}))
 
@@ -439,17 +439,20 @@ def pytest_configure(config: pytest.Config) -> None:
     """On the pytest-xdist controller: start the servers the workers share."""
     if not _is_xdist_controller(config):
         return
-    from service_fixtures import shared_services  # a plugin of ours: imported once registered
+    from cluster_fixtures import CLUSTER_URL_ENV, local_cluster  # plugins of ours: imported
+    from service_fixtures import shared_services  # once registered
 
     with contextlib.ExitStack() as stack:
         redis = os.environ.get(REDIS_URL_ENV) or stack.enter_context(redis_server())
         postgres = os.environ.get(POSTGRES_URL_ENV) or stack.enter_context(postgres_server())
+        cluster = os.environ.get(CLUSTER_URL_ENV) or stack.enter_context(local_cluster()).url
         sqlite_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="jobwire-sqlite-"))
         services = stack.enter_context(shared_services(redis, postgres, sqlite_dir))
         config.stash[_SHARED_STOP] = stack.pop_all()  # all started: stopped at unconfigure
     config.stash[_SHARED] = {
         "redis_url": redis,
         "postgres_url": postgres,
+        "redis_cluster_url": cluster,
         "services": {
             store: {"http": s.http, "target": s.target, "log_path": s.log_path}
             for store, s in services.items()

@@ -31,7 +31,10 @@ from jobwire.worker import Worker
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # client commands talk to the local service
 # What `jobwire serve` can own (the service's own URLs are for clients, not for serve).
-STORE_SCHEMES = ("redis", "rediss", "postgres", "postgresql", "postgresql+asyncpg", "sqlite")
+STORE_SCHEMES = (
+    "redis", "rediss", "redis+cluster", "rediss+cluster",
+    "postgres", "postgresql", "postgresql+asyncpg", "sqlite",
+)  # fmt: skip
 _WORKER_OPTIONS = (
     "functions",
     "cron_jobs",
@@ -239,7 +242,8 @@ def _serve_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--backend",
-        help="store URL: redis://, rediss://, postgresql://, sqlite:///path.db "
+        help="store URL: redis://, rediss://, redis+cluster://host:port,..., postgresql://, "
+        "sqlite:///path.db "
         "(env JOBWIRE_BACKEND; default sqlite:///jobwire.db)",
     )
     serve.add_argument("--host", help="bind address (env JOBWIRE_HOST; default 127.0.0.1)")
@@ -474,7 +478,8 @@ def _serve(args: argparse.Namespace) -> int:
     if scheme not in STORE_SCHEMES:
         print(
             f"jobwire serve: the backend must be a store the service owns: redis://, "
-            f"rediss://, postgresql://, or sqlite:///path.db; got {redact_url(settings.backend)!r}",
+            f"rediss://, redis+cluster://, postgresql://, or sqlite:///path.db; "
+            f"got {redact_url(settings.backend)!r}",
             file=sys.stderr,
         )
         return 2

@@ -74,7 +74,8 @@ class Queue:
         rate_per_key: Rate | None = None,
         functions: dict[str, FunctionLimits] | None = None,
     ) -> "Queue":
-        """Open a queue by URL: ``redis://``/``rediss://``, ``postgresql://`` (also
+        """Open a queue by URL: ``redis://``/``rediss://`` (a cluster:
+        ``redis+cluster://host:port,host:port``), ``postgresql://`` (also
         ``postgres://``, ``postgresql+asyncpg://``), ``sqlite:///path.db``, or a running
         Jobwire service at ``http(s)://[:token@]host:port``.
 

@@ -31,6 +31,7 @@ IMPLEMENTATIONS: dict[str, tuple[str, Via]] = {
     "postgres": ("postgres_url", "store"),
     "sqlite": ("sqlite_url", "store"),
     "pgbouncer": ("pgbouncer_queue_url", "store"),
+    "redis-cluster": ("redis_cluster_url", "store"),  # 3 masters with a replica each
     "http-redis": ("redis_service", "http"),
     "http-postgres": ("postgres_service", "http"),
     "http-sqlite": ("sqlite_service", "http"),

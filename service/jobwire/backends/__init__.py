@@ -10,6 +10,8 @@ from jobwire.backends.base import Backend
 _BACKENDS: dict[str, tuple[str, str, str]] = {
     "redis": ("jobwire.backends.redis", "RedisBackend", "redis"),
     "rediss": ("jobwire.backends.redis", "RedisBackend", "redis"),
+    "redis+cluster": ("jobwire.backends.redis", "RedisBackend", "redis"),
+    "rediss+cluster": ("jobwire.backends.redis", "RedisBackend", "redis"),
     "postgres": ("jobwire.backends.postgres", "PostgresBackend", "postgres"),
     "postgresql": ("jobwire.backends.postgres", "PostgresBackend", "postgres"),
     "postgresql+asyncpg": ("jobwire.backends.postgres", "PostgresBackend", "postgres"),

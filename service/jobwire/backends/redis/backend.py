@@ -13,27 +13,32 @@ Keys of queue ``q`` (all share the ``{q}`` hash tag, so one Redis Cluster slot):
   function / per concurrency key), ``rate``, ``rate:f:<function>``, ``rate:k:<key>``
   (sliding-window logs, zsets of starts); see lua/limits.lua.
 
-Channels: ``jobwire:{q}:wake`` (new work), ``jobwire:{q}:events`` (a job changed; payload: id).
+Channels: ``jobwire:{q}:wake`` (new work), ``jobwire:{q}:events`` (a job changed; payload: id);
+sharded channels (SPUBLISH, SSUBSCRIBE) on a cluster, which stay on the slot's shard.
 """
 
 import asyncio
 import contextlib
+import functools
 import importlib.resources
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from jobwire.backends.base import Backend, LeaseState, Outcome
 from jobwire.backends.codec import error_json
+from jobwire.backends.redis.cluster import FailoverCluster, ShardedSubscription
 from jobwire.backends.redis.codec import decode_job, encode_filter, encode_job, encode_limits
+from jobwire.backends.redis.connect import ReplicaWait, open_client, replica_wait
 from jobwire.backends.waiters import Waiters
 from jobwire.errors import InvalidJobState
 from jobwire.flow import BulkAction, JobFilter, QueueSettings
@@ -65,25 +70,33 @@ _FINISHED_INDEXES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
 
 
 _BULK_ABORT = ErrorInfo("Aborted", "aborted")  # what a bulk abort stores, as a single one
+_PUBLISH = "local PUBLISH = 'PUBLISH'"  # the prelude's one line that names the command
+_SHARDED_PUBLISH = "local PUBLISH = 'SPUBLISH'"
 
 
-def _load_scripts() -> dict[str, str]:
+def _load_scripts(*, sharded: bool) -> dict[str, str]:
     folder = importlib.resources.files("jobwire.backends.redis") / "lua"
+    prelude = (folder / "prelude.lua").read_text()
+    if sharded:
+        assert prelude.count(_PUBLISH) == 1, "prelude.lua must name PUBLISH once"
+        prelude = prelude.replace(_PUBLISH, _SHARDED_PUBLISH)
+    return {
+        name: prelude + "".join((folder / f"{part}.lua").read_text() for part in parts)
+        for name, parts in _SCRIPTS.items()
+    }
 
-    def parts(names: Sequence[str]) -> str:
-        return "".join((folder / f"{name}.lua").read_text() for name in names)
 
-    return {name: parts(["prelude", *files]) for name, files in _SCRIPTS.items()}
-
-
-_SOURCES = _load_scripts()
+_SOURCES = _load_scripts(sharded=False)
+_CLUSTER_SOURCES = _load_scripts(sharded=True)
 
 
 class RedisBackend(Backend):
     """Queue storage on Redis (or Redis Cluster, one slot per queue).
 
     Args:
-        url: ``redis://`` or ``rediss://`` URL.
+        url: ``redis://`` or ``rediss://`` URL, or ``redis+cluster://host:port[,...]``
+            (``rediss+cluster://``) for a cluster; ``?wait_replicas=N&wait_timeout_ms=T``
+            waits for N replicas after each enqueue (``jobwire.backends.redis.connect``).
         queue_name: The queue.
         lease_s: Default lease for jobs with ``heartbeat == 0``.
     """
@@ -94,18 +107,27 @@ class RedisBackend(Backend):
         queue_name: str,
         *,
         lease_s: float = DEFAULT_LEASE_S,
-        client: Redis | None = None,
+        client: Redis | FailoverCluster | None = None,
     ) -> None:
         super().__init__(queue_name, lease_s=lease_s)
         self.url = url
-        self.redis: Redis = client or Redis.from_url(url)
+        budget_s = self.call_timeout_s or 5.0
+        self._wait: ReplicaWait | None = replica_wait(url, budget_s)
+        self.redis: Redis | FailoverCluster = client or open_client(url, budget_s)
         self._owns_client = client is None
         self._registered_at = -_REGISTER_EVERY_S
         self.prefix = f"jobwire:{{{queue_name}}}:"
+        subscribe: _Subscribe
+        if isinstance(self.redis, FailoverCluster):  # sharded pub/sub on the queue's shard
+            sources = _CLUSTER_SOURCES
+            subscribe = functools.partial(ShardedSubscription, self.redis)
+        else:
+            sources, subscribe = _SOURCES, functools.partial(_Subscription, self.redis)
+        self._sources = sources
         self._scripts: dict[str, AsyncScript] = {
-            name: self.redis.register_script(source) for name, source in _SOURCES.items()
+            name: self.redis.register_script(source) for name, source in sources.items()
         }
-        self._events = _Notifier(self.redis, self.prefix)
+        self._events = _Notifier(subscribe, self.prefix)
 
     async def connect(self) -> None:
         await self._events.start()
@@ -119,7 +141,11 @@ class RedisBackend(Backend):
             await self.redis.aclose()
 
     async def _run(self, script: str, args: Sequence[Any]) -> Any:
-        return await self._scripts[script](keys=[self.prefix], args=args)
+        try:
+            return await self._scripts[script](keys=[self.prefix], args=args)
+        except NoScriptError:  # SCRIPT LOAD missed the node (a cluster's new master, say):
+            source = self._sources[script]  # EVAL runs it there and caches it
+            return await self.redis.eval(source, 1, self.prefix, *args)
 
     async def enqueue(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         if time.monotonic() - self._registered_at > _REGISTER_EVERY_S:  # survives a FLUSHALL
@@ -128,13 +154,7 @@ class RedisBackend(Backend):
         chunks = [
             _enqueue_args(jobs[i : i + _ENQUEUE_CHUNK]) for i in range(0, len(jobs), _ENQUEUE_CHUNK)
         ]
-        if len(chunks) == 1:  # a pipeline would add a SCRIPT EXISTS round trip
-            replies = [await self._run("enqueue", chunks[0])]
-        else:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for args in chunks:
-                    await self._scripts["enqueue"](keys=[self.prefix], args=args, client=pipe)
-                replies = await pipe.execute()
+        replies = await self._enqueue_chunks(chunks)
         pairs: list[tuple[Job, bool]] = []
         duplicates: list[tuple[int, str]] = []
         for reply in replies:
@@ -150,6 +170,39 @@ class RedisBackend(Backend):
             existing = await self.get(existing_id)
             pairs[index] = (existing or jobs[index], False)
         return pairs
+
+    async def _enqueue_chunks(self, chunks: list[list[Any]]) -> list[Any]:
+        script, wait = self._scripts["enqueue"], self._wait
+        if isinstance(self.redis, FailoverCluster):
+            # A cluster pipeline has no NOSCRIPT fallback: one call per chunk (each WAITed).
+            if wait is None:
+                return [await self._run("enqueue", args) for args in chunks]
+            replies = []
+            for args in chunks:
+                reply, acknowledged = await self.redis.run_then_wait(
+                    script, self.prefix, args, wait.replicas, wait.timeout_ms
+                )
+                self._check_replicas(acknowledged)
+                replies.append(reply)
+            return replies
+        if len(chunks) == 1 and wait is None:  # a pipeline would add a SCRIPT EXISTS round trip
+            return [await self._run("enqueue", chunks[0])]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for args in chunks:
+                await script(keys=[self.prefix], args=args, client=pipe)
+            if wait is not None:  # on the same connection: WAIT counts its writes
+                pipe.wait(wait.replicas, wait.timeout_ms)
+            replies = await pipe.execute()
+        if wait is not None:
+            self._check_replicas(replies.pop())
+        return replies
+
+    def _check_replicas(self, acknowledged: int) -> None:
+        if self._wait is not None and acknowledged < self._wait.replicas:
+            logger.warning(
+                "enqueue on %s: %d of %d replicas acknowledged it within %d ms",
+                self.queue_name, acknowledged, self._wait.replicas, self._wait.timeout_ms,
+            )  # fmt: skip
 
     async def get(self, job_id: str) -> Job | None:
         fields = await self.redis.hgetall(self.prefix + "job:" + job_id)
@@ -371,6 +424,16 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class _Channel(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+# (channel, on_message, on_subscribed) -> its subscription
+_Subscribe = Callable[[str, Callable[[bytes], None], Callable[[], None]], _Channel]
+
+
 class _Subscription:
     """One pub/sub connection on one channel, read by its own task.
 
@@ -434,10 +497,10 @@ class _Notifier(Waiters):
     wait don't receive every job's events.
     """
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, subscribe: _Subscribe, prefix: str) -> None:
         super().__init__()
-        self._wake = _Subscription(redis, prefix + "wake", self.work_arrived, self.work.set)
-        self._events = _Subscription(redis, prefix + "events", self._on_event, self.wake_watchers)
+        self._wake = subscribe(prefix + "wake", self.work_arrived, self.work.set)
+        self._events = subscribe(prefix + "events", self._on_event, self.wake_watchers)
 
     async def start(self) -> None:
         await self._wake.start()

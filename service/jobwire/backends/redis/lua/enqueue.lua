@@ -40,6 +40,6 @@ while i <= #ARGV do
   i = i + 5 + n
 end
 if wake then
-  redis.call('PUBLISH', prefix .. 'wake', '')
+  redis.call(PUBLISH, prefix .. 'wake', '')
 end
 return out

@@ -7,6 +7,9 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local PRIORITY_STEP = 1099511627776
 local LIVE = {queued = true, scheduled = true, active = true, aborting = true}
 local TTL_MAX = 2147483647  -- jobwire.job.LIMITS.ttl_max
+-- Every script publishes with this command; on a cluster the backend loads the scripts
+-- with SPUBLISH here (sharded: the message stays on the queue's shard).
+local PUBLISH = 'PUBLISH'
 local SECONDS_MAX = 1000000000  -- jobwire.job.LIMITS.seconds_max
 
 -- A number of a job's hash, within lo..hi (`default` when missing or not a number).
@@ -30,12 +33,12 @@ local function stamp(t)
 end
 
 local function publish(id)
-  redis.call('PUBLISH', prefix .. 'events', id)
+  redis.call(PUBLISH, prefix .. 'events', id)
 end
 
 -- New work may be due (or a limit lets more start): wake every process's waiting leases.
 local function wake()
-  redis.call('PUBLISH', prefix .. 'wake', '')
+  redis.call(PUBLISH, prefix .. 'wake', '')
 end
 
 local function push_queued(id, key)

@@ -46,7 +46,7 @@ for i = 1, #ARGV, 7 do
   table.insert(out, owned and 1 or 0)
 end
 if wake then
-  redis.call('PUBLISH', prefix .. 'wake', '')
+  redis.call(PUBLISH, prefix .. 'wake', '')
 end
 flush_slots()
 return out
