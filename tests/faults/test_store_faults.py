@@ -30,7 +30,9 @@ def faulty(
         yield service, store
     finally:
         stop_service(service.proc)
-        assert "Traceback" not in service.log() or "500" not in service.log()
+        # no request ended in an unhandled error (a 500); a driver's own warnings with a
+        # traceback while the store is down are fine ("500" also matched a port number)
+        assert "unhandled error" not in service.log()
 
 
 async def _enqueue_both(service: Service, queue: str) -> tuple[httpx.Response, grpc.StatusCode]:
