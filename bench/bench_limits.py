@@ -19,12 +19,10 @@ Usage:
 """
 
 import argparse
-import asyncio
 import statistics
 import sys
 
-from bench_stores import _environment, fill, fresh_store, timed_drain
-from harness import throwaway_redis
+from bench_stores import add_store_options, fill, fresh_store, report_on_stores, timed_drain
 
 from jobwire import FunctionLimits, Queue, QueueSettings, Rate
 
@@ -91,26 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=5_000)
-    parser.add_argument(
-        "--stores", type=lambda s: s.split(","), default=["redis", "postgres", "sqlite"]
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a server where this user may create and drop databases",
-    )
+    add_store_options(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the markdown report."""
-    args = parse_args(argv)
-    with throwaway_redis() as redis_url:
-        urls = {"redis": redis_url, "postgres": args.postgres_url}
-        lines = asyncio.run(run(args, urls))
-        environment = asyncio.run(_environment(redis_url))
-    print("\n".join([environment, "", *lines]))
-    return 0
+    return report_on_stores(parse_args(argv), run)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -235,27 +235,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs in the Postgres drain")
     parser.add_argument("--backlog", type=int, default=100_000, help="the big backlog")
+    parser.add_argument("--measure", choices=["both", "drain", "backlog"], default="both")
+    add_store_options(parser)
+    return parser.parse_args(argv)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``--stores`` and ``--postgres-url``, shared with the benchmarks built on this one."""
     parser.add_argument(
         "--stores", type=lambda s: s.split(","), default=["redis", "postgres", "sqlite"]
     )
-    parser.add_argument("--measure", choices=["both", "drain", "backlog"], default="both")
     parser.add_argument(
         "--postgres-url",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="a server where this user may create and drop databases",
     )
-    return parser.parse_args(argv)
+
+
+def report_on_stores(
+    args: argparse.Namespace,
+    run_all: Callable[[argparse.Namespace, dict[str, str]], Awaitable[list[str]]],
+) -> int:
+    """Run ``run_all`` with a throwaway Redis and ``args.postgres_url``; print its report
+    under the environment's description."""
+    with throwaway_redis() as redis_url:
+        urls = {"redis": redis_url, "postgres": args.postgres_url}
+        lines = asyncio.run(run_all(args, urls))
+        environment = asyncio.run(_environment(redis_url))
+    print("\n".join([environment, "", *lines]))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the markdown report."""
-    args = parse_args(argv)
-    with throwaway_redis() as redis_url:
-        urls = {"redis": redis_url, "postgres": args.postgres_url}
-        lines = asyncio.run(run(args, urls))
-        environment = asyncio.run(_environment(redis_url))
-    print("\n".join([environment, "", *lines]))
-    return 0
+    return report_on_stores(parse_args(argv), run)
 
 
 async def _environment(redis_url: str) -> str:
