@@ -552,7 +552,8 @@ func (c *Client) Renew(ctx context.Context, refs []LeaseRef) ([]string, error) {
 }
 
 // Outcome is how one attempt ended, for Settle: Status "complete", "failed", "aborted",
-// or "queued" to hand an unstarted or interrupted job back (after DelaySeconds).
+// or "queued" to run it again (after DelaySeconds). "queued" without an Error hands an
+// unstarted job back: the store gives its attempt back.
 type Outcome struct {
 	LeaseRef
 	Status       Status     `json:"status"`

@@ -237,8 +237,8 @@ func (w *Worker) finish(ctx context.Context, a *attempt, out ran) {
 		return
 	case "abort":
 		outcome = Outcome{Status: StatusAborted, Error: &ErrorInfo{Type: "Aborted", Message: "aborted"}}
-	case "shutdown":
-		outcome = Outcome{Status: StatusQueued}
+	case "shutdown": // it ran: the error marks the attempt as counted
+		outcome = Outcome{Status: StatusQueued, Error: &ErrorInfo{Type: "WorkerStopped", Message: "the worker stopped during this attempt"}}
 	default:
 		if out.err == nil {
 			outcome = Outcome{Status: StatusComplete, Result: out.result}

@@ -253,7 +253,7 @@ class Worker:
 
     async def _hand_back(self, jobs: list[Job]) -> None:
         """Requeue jobs leased while a stop was requested (none of them started)."""
-        outcomes = [Outcome(job.id, job.lease or "", Status.QUEUED) for job in jobs]
+        outcomes = [Outcome.handed_back(job) for job in jobs]
         if outcomes:
             await _logged(self.queue.settle(outcomes), "handing back jobs")
 
@@ -313,8 +313,9 @@ class Worker:
         logger.info("job %s cancelled (%s)", job.id, reason)
         if reason == "abort":
             return Outcome(job.id, job.lease, Status.ABORTED)
-        if reason == "shutdown":
-            return Outcome(job.id, job.lease, Status.QUEUED)
+        if reason == "shutdown":  # it ran: the attempt counts (an error marks it so)
+            stopped = ErrorInfo("WorkerStopped", "the worker stopped during this attempt")
+            return Outcome(job.id, job.lease, Status.QUEUED, error=stopped)
         return None  # lease lost: a newer attempt owns the job
 
     def _failed(self, job: Job, error: ErrorInfo) -> Outcome:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from timing import QUEUE_LEASE_S, seconds
 
-from jobwire import Queue, StaleLease, Status
+from jobwire import ErrorInfo, Queue, StaleLease, Status
 from jobwire.backends.base import Outcome
 
 HEARTBEAT_S = seconds(1)
@@ -196,3 +196,21 @@ async def test_worker_sweeper_fails_a_dead_workers_job_without_retries(
     assert done.status is Status.FAILED
     assert done.error is not None and done.error.type == "LeaseExpired"
     assert runs == []
+
+
+async def test_a_handed_back_job_keeps_its_attempts(queue: Queue) -> None:
+    """A job leased but never started (a stopping worker hands it back) does not use up an
+    attempt; a retry after a failure does."""
+    leased = await _lease_as_dead_worker(queue, retries=2)
+    assert await queue.settle([Outcome.handed_back(leased)]) == [True]
+    stored = await queue.job(leased.id)
+    assert stored is not None
+    assert (stored.status, stored.attempts) == (Status.QUEUED, 0)
+    again, _ = await queue.lease("w", 1)
+    assert [(j.id, j.attempts) for j in again] == [(leased.id, 1)]
+    retry = Outcome.for_failure(again[0], ErrorInfo("E", "boom"))
+    assert retry.status is Status.QUEUED
+    assert await queue.settle([retry]) == [True]
+    stored = await queue.job(leased.id)
+    assert stored is not None
+    assert (stored.status, stored.attempts) == (Status.QUEUED, 1)

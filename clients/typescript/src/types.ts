@@ -209,7 +209,8 @@ export interface LeaseRef {
   lease: string;
 }
 
-/** How one attempt ended, for `settle`. */
+/** How one attempt ended, for `settle`. `queued` without an `error` hands an unstarted job
+ * back: the store gives its attempt back. */
 export interface Outcome extends LeaseRef {
   status: "complete" | "failed" | "aborted" | "queued";
   /** For metrics labels. */

@@ -341,7 +341,13 @@ export class Worker {
           break;
         case "shutdown":
           this.log.info(`worker ${this.id}: job ${job.id} requeued on shutdown`);
-          this.push({ jobId: job.id, lease: job.lease, status: "queued", function: job.function });
+          this.push({
+            jobId: job.id,
+            lease: job.lease,
+            status: "queued",
+            function: job.function,
+            error: { type: "WorkerStopped", message: "the worker stopped during this attempt" },
+          }); // it ran: the error marks the attempt as counted
           break;
         case "lost":
           this.log.warn(`worker ${this.id}: job ${job.id} lost its lease; result dropped`);

@@ -32,6 +32,8 @@ class Outcome:
         job_id: The job.
         lease: The attempt's lease token; a stale token settles nothing.
         status: ``COMPLETE``, ``FAILED``, ``ABORTED``, or ``QUEUED`` to run it again.
+            ``QUEUED`` without an ``error`` hands the job back unstarted (see
+            ``handed_back``): the store gives the attempt back.
         result: The return value, for ``COMPLETE``.
         error: What went wrong, for ``FAILED``/``ABORTED`` (kept on a retry too).
         delay_s: With ``QUEUED``: seconds before the job may run again.
@@ -54,6 +56,11 @@ class Outcome:
             raise ValueError(
                 f"an attempt ends complete, failed, aborted or queued, not {self.status}"
             )
+
+    @classmethod
+    def handed_back(cls, job: Job) -> "Outcome":
+        """Queue again a job leased but never started (its attempt is not counted)."""
+        return cls(job.id, job.lease or "", Status.QUEUED)
 
     @classmethod
     def for_failure(

@@ -376,7 +376,7 @@ class ServiceCore:
 
     async def hand_back(self, queue: str, jobs: Sequence[Job]) -> None:
         """Queue again jobs leased but never handed to a worker (not counted as retries)."""
-        back = [Outcome(job.id, job.lease or "", Status.QUEUED) for job in jobs]
+        back = [Outcome.handed_back(job) for job in jobs]
         await self.registry.get(queue).settle(back)
 
     async def renew(

@@ -163,7 +163,10 @@ class OutcomeBody(_Strict):
 
     job_id: JobId
     lease: Token
-    status: Literal[Status.COMPLETE, Status.FAILED, Status.ABORTED, Status.QUEUED]
+    status: Literal[Status.COMPLETE, Status.FAILED, Status.ABORTED, Status.QUEUED] = Field(
+        description="`queued` runs the job again; without an `error` it hands the job back "
+        "unstarted, and the attempt is not counted."
+    )
     function: str = Field("unknown", max_length=200, description="For metrics labels.")
     result: Any = None
     error: ErrorBody | None = None

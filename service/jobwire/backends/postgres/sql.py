@@ -296,7 +296,8 @@ SELECT count(*) FROM updated
 # Like settle.lua. Per outcome ($2 ids, $3 tokens, $4 statuses, $5 result JSON, $6 error
 # JSON, $7 retry delays, $8 only-if-expired): nothing unless the token owns the job (and,
 # with only-if-expired, its lease has lapsed); an aborting job ends aborted (keeping the
-# abort's error) unless it completed; 'queued' runs it again (after the delay: scheduled);
+# abort's error) unless it completed; 'queued' runs it again (after the delay: scheduled;
+# without an error it was handed back unstarted, and its attempt is given back);
 # a finished job's ttl sets its expiry (0: kept, < 0: deleted now). $9 events channel,
 # $10 wake channel (a requeued job; with $11, any job: its queue is limited, and a freed
 # slot may let a waiting lease start one). The first outcome for a job wins; rows are
@@ -341,6 +342,7 @@ requeued AS (
         queued = CASE WHEN o.delay_s > 0 THEN j.queued ELSE jobwire_now() END,
         touched = jobwire_now(),
         error = coalesce(o.error::json, j.error),
+        attempts = CASE WHEN o.error IS NULL THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
         lease = NULL,
         lease_expires_at = NULL
     FROM outcomes AS o

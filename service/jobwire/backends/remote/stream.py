@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 
 from jobwire.backends.base import LeaseState, Outcome
-from jobwire.job import Job, Status
+from jobwire.job import Job
 from jobwire.v1 import jobwire_pb2 as pb
 from jobwire.v1.codec import LEASE_STATE_FROM_PB, dumps, job_from_pb, outcome_to_pb
 
@@ -222,9 +222,7 @@ class WorkStream:
     async def _give_back(self) -> None:
         jobs, self._buffer = self._buffer, []
         if jobs:
-            await self._hand_back_outcomes(
-                [Outcome(job.id, job.lease or "", Status.QUEUED) for job in jobs]
-            )
+            await self._hand_back_outcomes([Outcome.handed_back(job) for job in jobs])
         self._close_if_idle()
 
     def forget(self, job_ids: Any) -> None:

@@ -159,6 +159,8 @@ async def settle_row(tx: Tx, row: RowData, outcome: Outcome) -> bool:
         row["error"] = error
     if status == Status.QUEUED:
         row.update(lease=None, lease_expires=None)
+        if error is None:  # handed back unstarted: not an attempt
+            row["attempts"] = max(row["attempts"] - 1, 0)
         if outcome.delay_s > 0:
             row.update(status="scheduled", scheduled=tx.now + outcome.delay_s, touched=tx.now)
         else:

@@ -1,5 +1,6 @@
 -- ARGV: per outcome: job id, lease token, status, result JSON ('' for none),
--- error JSON ('' for none), retry delay seconds, only-if-expired ('1'/'0').
+-- error JSON ('' for none), retry delay seconds, only-if-expired ('1'/'0'). 'queued'
+-- without an error hands the job back unstarted: its attempt is given back.
 -- Returns 1 per settled outcome, 0 where the lease was stale (nothing changed).
 local out = {}
 local wake = false
@@ -22,6 +23,8 @@ for i = 1, #ARGV, 7 do
       redis.call('HDEL', key, 'lease', 'held')
       if err ~= '' then
         redis.call('HSET', key, 'error', err)
+      elseif num_field(key, 'attempts', 0, 0, TTL_MAX) >= 1 then
+        redis.call('HINCRBY', key, 'attempts', -1)  -- handed back unstarted: not an attempt
       end
       local delay = tonumber(ARGV[i + 5])
       if delay > 0 then
