@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import Any, TypeVar
 
 from jobwire.backends import backend_from_url
-from jobwire.backends.base import Backend, LeaseState, Outcome, PushesAborts
+from jobwire.backends.base import Backend, LeaseState, Outcome, PushesJobs
 from jobwire.errors import (
     JobAborted,
     JobFailed,
@@ -534,15 +534,16 @@ class Queue:
         """Wake this process's waiting leases now (new work was just stored)."""
         self.backend.wake_local()
 
-    def on_abort(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(job_id)`` when the backend hears of an abort ahead of the next
-        ``renew`` (only backends told of aborts as they happen call it)."""
-        if isinstance(self.backend, PushesAborts):
-            self.backend.on_abort(callback)
+    async def on_abort(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(job_id)`` whenever an active job of this queue is aborted (by
+        any process on the store), ahead of its worker's next ``renew``; the
+        ``http://`` backend never does (its workers hear at the next renew)."""
+        await self.connect()
+        await self._call(self.backend.on_abort(callback))
 
     async def stop_leasing(self, worker_id: str) -> None:
         """``worker_id`` takes no more jobs: hand back any pushed for it ahead of a lease."""
-        if isinstance(self.backend, PushesAborts):
+        if isinstance(self.backend, PushesJobs):
             await self._call(self.backend.stop_leasing(worker_id))
 
     async def put(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:

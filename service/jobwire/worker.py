@@ -166,6 +166,7 @@ class Worker:
             self._stopped.set()  # a stop() waiting on a worker that never ran returns
             raise
         await _logged(self.queue.touch_worker(self.id, self._describe()), "touch")
+        await _logged(self.queue.on_abort(self._abort_now), "listening for aborts")
         logger.info(
             "worker %s started on queue %s: %s",
             self.id,
@@ -182,7 +183,6 @@ class Worker:
         if not self.queue.sweeps_itself:  # the service sweeps the queues it serves
             background.append(asyncio.create_task(self._sweep_loop(), name="jobwire-sweep"))
         settler = asyncio.create_task(self._settle_loop(), name="jobwire-settle")
-        self.queue.on_abort(self._abort_now)
         with self._signals_handled():
             try:
                 await self._lease_loop()

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from timing import seconds
 
+import jobwire.worker as worker_module
 from jobwire import JobNotFound, Queue, Status
 
 
@@ -79,6 +80,39 @@ async def test_abort_active_job_cancels_the_task(
     assert done.attempts == 1, "an aborted job must not be retried"
     assert cancelled == [True]
     assert elapsed < 1.5, f"abort took {elapsed:.2f} s to take effect"
+
+
+async def test_abort_reaches_the_worker_at_once_not_at_its_next_renew(
+    queue: Queue,
+    queue_url: str,
+    make_queue: Any,
+    running_worker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker (its own handle: another process, as far as it knows) renews every
+    20 s; the abort made through another handle reaches it through the store's push."""
+    if queue_url.startswith("http"):
+        pytest.skip("a worker over REST hears of an abort at its next renew")
+    monkeypatch.setattr(worker_module, "RENEW_INTERVAL_S", 30.0)
+    started, cancelled_at = asyncio.Event(), []
+
+    async def long_task(ctx: dict[str, Any]) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled_at.append(time.monotonic())
+            raise
+
+    async with running_worker(make_queue(queue.name), [long_task]):
+        job = await queue.enqueue("long_task", heartbeat=60)
+        assert job is not None
+        await asyncio.wait_for(started.wait(), timeout=5)
+        asked_at = time.monotonic()
+        await queue.abort(job, error="stop now")
+        done = await queue.wait(job, timeout=5)
+    assert done.status is Status.ABORTED
+    assert cancelled_at and cancelled_at[0] - asked_at < seconds(1.0), "heard at a renew"
 
 
 async def test_abort_active_job_is_aborting_until_worker_hears(queue: Queue) -> None:

@@ -275,7 +275,8 @@ async def test_version_1_database_is_migrated_in_place(db_path: Path) -> None:
         leased, _ = await queue.lease("w", 5)
         assert [job.id for job in leased] == ["old"]
     with sqlite3.connect(db_path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+        newest = len(list(migrations.glob("*.sql")))
+        assert raw.execute("PRAGMA user_version").fetchone() == (newest,)
 
 
 async def test_many_keys_in_one_lease(queue: Queue) -> None:

@@ -342,15 +342,20 @@ class Backend(abc.ABC):
     async def workers(self) -> list[dict[str, Any]]:
         """Workers seen recently (each with ``id`` and ``seen``)."""
 
+    async def on_abort(self, callback: Callable[[str], None]) -> None:  # noqa: B027
+        """Call ``callback(job_id)`` whenever an active job of this queue is aborted, by
+        any process on the store, ahead of its worker's next ``renew``.
+
+        The store pushes these (Redis pub/sub, PostgreSQL NOTIFY, a counter SQLite
+        processes watch); one missed while that feed reconnects still reaches the worker
+        at its next renew. A backend without such a feed never calls it (the default).
+        """
+
 
 @typing.runtime_checkable
-class PushesAborts(typing.Protocol):
-    """A backend told of aborts as they happen (the gRPC ``Work`` stream), which also
-    holds jobs pushed for a worker ahead of its ``lease_or_wait``."""
-
-    def on_abort(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(job_id)`` the moment a job leased through this backend is
-        aborted, ahead of the next ``renew``."""
+class PushesJobs(typing.Protocol):
+    """A backend that holds jobs pushed for a worker ahead of its ``lease_or_wait`` (the
+    gRPC ``Work`` stream)."""
 
     async def stop_leasing(self, worker_id: str) -> None:
         """``worker_id`` takes no more jobs: hand back those pushed for it but not yet

@@ -2,18 +2,24 @@
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
+
+logger = logging.getLogger("jobwire.backend")
 
 
 class Waiters:
-    """A "new work" event and per-job change events, set from a store's notifications.
+    """A "new work" event, per-job change events and abort callbacks, fed from a store's
+    notifications.
 
-    A store's listener calls ``work_arrived`` and ``job_changed`` as messages come, and
-    ``wake_watchers`` (or sets ``work``) after re-subscribing, when some may have been missed.
+    A store's listener calls ``work_arrived``, ``job_changed`` and ``job_aborted`` as
+    messages come, and ``wake_watchers`` (or sets ``work``) after re-subscribing, when some
+    may have been missed. (An abort missed then reaches its worker at the next renew.)
     """
 
     def __init__(self) -> None:
         self.work = asyncio.Event()
+        self.abort_callbacks: list[Callable[[str], None]] = []
         self._jobs: dict[str, set[asyncio.Event]] = {}
 
     def work_arrived(self, _: object = None) -> None:
@@ -24,6 +30,14 @@ class Waiters:
         """Wake everyone watching ``job_id``."""
         for event in self._jobs.get(job_id, ()):
             event.set()
+
+    def job_aborted(self, job_id: str) -> None:
+        """Tell every abort callback that an active job of the queue was aborted."""
+        for callback in list(self.abort_callbacks):
+            try:
+                callback(job_id)
+            except Exception:
+                logger.exception("abort callback failed for job %s", job_id)
 
     def wake_watchers(self) -> None:
         """Wake every job watcher (each re-reads its job)."""

@@ -97,7 +97,6 @@ class ServiceCore:
         self.metrics = metrics
         self.max_wait_s = max_wait_s
         self.stopping = asyncio.Event()  # set when the service starts shutting down
-        self._abort_listeners: list[Callable[[Job], None]] = []
         self._seen: dict[tuple[str, str], float] = {}
         self._writers: dict[str, GroupCommit[Job, tuple[Job, bool]]] = {}
 
@@ -217,8 +216,8 @@ class ServiceCore:
         return jobs[offset : offset + limit], str(offset + limit) if more else None
 
     async def abort(self, job_id: str, queue: str | None, reason: str) -> Job:
-        """Abort: a queued job at once, an active one when its worker next hears (a worker
-        streaming from this process is told now).
+        """Abort: a queued job at once, an active one when its worker next hears (the
+        store tells every replica at once: see ``on_abort``).
 
         Raises:
             JobNotFound: No such job.
@@ -227,13 +226,7 @@ class ServiceCore:
         if len(reason) > MAX_REASON:
             raise InvalidRequest(f"reason: at most {MAX_REASON} characters")
         owner, _ = await self.registry.find(job_id, queue)
-        job = await owner.abort(job_id, error=reason or "aborted")
-        for listener in self._abort_listeners:
-            try:
-                listener(job)
-            except Exception:
-                logger.exception("abort listener failed for job %s", job.id)
-        return job
+        return await owner.abort(job_id, error=reason or "aborted")
 
     def _writer(self, queue: str) -> GroupCommit[Job, tuple[Job, bool]]:
         """The queue's group commit: enqueues that arrive together are stored together."""
@@ -249,9 +242,10 @@ class ServiceCore:
             writer = self._writers[queue] = GroupCommit(put)
         return writer
 
-    def on_abort(self, listener: Callable[[Job], None]) -> None:
-        """Call ``listener(job)`` whenever a job is aborted through this process."""
-        self._abort_listeners.append(listener)
+    async def on_abort(self, queue: str, listener: Callable[[str], None]) -> None:
+        """Call ``listener(job_id)`` whenever an active job of ``queue`` is aborted,
+        through any replica of the service (the store pushes it), single or bulk."""
+        await self.registry.get(queue).on_abort(listener)
 
     async def retry(self, job_id: str, queue: str | None) -> Job:
         """Queue a finished job again.
@@ -326,8 +320,8 @@ class ServiceCore:
 
     async def bulk(self, queue: str, action: BulkAction, where: JobFilter) -> int:
         """Retry, delete or abort every job of the queue ``where`` matches, in short
-        chunks; returns how many changed. Workers of aborted active jobs hear at their
-        next renewal.
+        chunks; returns how many changed. Workers of aborted active jobs hear at once
+        (see ``on_abort``).
 
         Raises:
             InvalidRequest: A malformed filter.

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -277,7 +277,11 @@ class PostgresBackend(Backend):
 
     async def abort(self, job_id: str, error: ErrorInfo) -> Job | None:
         rows = await self._fetch(
-            sql.ABORT, job_id, error_json(error).decode(), self._events.events_channel
+            sql.ABORT,
+            job_id,
+            error_json(error).decode(),
+            self._events.events_channel,
+            self._events.wake_channel,
         )
         if not rows:
             return None
@@ -359,12 +363,13 @@ class PostgresBackend(Backend):
         self, action: BulkAction, where: JobFilter, cursor: str | None, limit: int
     ) -> tuple[int, str | None]:
         statement, extra = {
-            BulkAction.RETRY: (flow.BULK_RETRY, self._events.wake_channel),
-            BulkAction.DELETE: (flow.BULK_DELETE, self._events.wake_channel),
-            BulkAction.ABORT: (flow.BULK_ABORT, _BULK_ABORT_ERROR),
+            BulkAction.RETRY: (flow.BULK_RETRY, []),
+            BulkAction.DELETE: (flow.BULK_DELETE, []),
+            BulkAction.ABORT: (flow.BULK_ABORT, [_BULK_ABORT_ERROR]),
         }[BulkAction(action)]
         limit = max(limit, 1)
-        args = [cursor or "", limit, *flow.filter_args(where), self._events.events_channel, extra]
+        channels = [self._events.events_channel, self._events.wake_channel]
+        args = [cursor or "", limit, *flow.filter_args(where), *channels, *extra]
         for attempt in range(_BULK_RETRY_ATTEMPTS):
             try:
                 rows = await self._fetch(statement, *args)
@@ -431,6 +436,10 @@ class PostgresBackend(Backend):
 
     def job_changes(self, job_id: str) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
         return self._events.watch(job_id)
+
+    async def on_abort(self, callback: Callable[[str], None]) -> None:
+        await self._events.start()
+        self._events.abort_callbacks.append(callback)
 
     async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
         await self._fetch(sql.TOUCH_WORKER, worker_id, orjson.dumps(info).decode())

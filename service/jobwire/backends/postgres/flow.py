@@ -131,20 +131,20 @@ changed AS (
 {_COUNTED}"""
 
 # Like abort.lua per job: queued and scheduled jobs end aborted (deleted if their ttl is
-# < 0), active ones turn aborting (still running: they keep their slot until settled).
-# $10 the error JSON.
+# < 0), active ones turn aborting (still running: they keep their slot until settled; the
+# $10 wake channel carries their ids to every process's abort callbacks). $11 the error JSON.
 BULK_ABORT = f"""
 WITH {_VISITED},
 aborted AS (
     UPDATE jobwire_jobs AS j SET
         status = CASE WHEN j.status = 'active' THEN 'aborting' ELSE 'aborted' END,
-        error = $10::json,
+        error = $11::json,
         touched = jobwire_now(),
         completed = CASE WHEN j.status = 'active' THEN j.completed ELSE jobwire_now() END,
         expires_at = CASE WHEN j.status <> 'active' AND j.ttl > 0 THEN jobwire_now() + j.ttl END
     WHERE {_match()}
         AND (j.status = 'active' OR (j.status IN ('queued', 'scheduled') AND j.ttl >= 0))
-    RETURNING pg_notify($9, j.id)
+    RETURNING pg_notify($9, j.id), CASE WHEN j.status = 'aborting' THEN pg_notify($10, j.id) END
 ),
 dropped AS (
     DELETE FROM jobwire_jobs AS j

@@ -6,7 +6,8 @@ every backend of a store listens. It reconnects when the connection drops and th
 every subscriber, since notifications sent meanwhile were lost.
 
 A ``QueueEvents`` fans one queue's two channels out to local waiters, like the Redis
-backend's notifier: ``wake`` (new work) and ``events`` (a job changed; payload: its id).
+backend's notifier: ``wake`` (new work, empty payload; or an active job was aborted,
+payload: its id) and ``events`` (a job changed; payload: its id).
 """
 
 import asyncio
@@ -186,8 +187,14 @@ class QueueEvents(Waiters):
         """Listen for wake-ups."""
         if self._wake is None:
             self._wake = await self._listener.subscribe(
-                self.wake_channel, self.work_arrived, self.work.set
+                self.wake_channel, self._on_wake, self.work.set
             )
+
+    def _on_wake(self, aborted: str) -> None:
+        if aborted:
+            self.job_aborted(aborted)
+        else:
+            self.work_arrived()
 
     async def stop(self) -> None:
         """Stop listening on both channels."""

@@ -372,9 +372,10 @@ dropped AS (
 SELECT ord FROM requeued UNION ALL SELECT ord FROM finished UNION ALL SELECT ord FROM dropped
 """
 
-# Like abort.lua: $2 id, $3 error JSON, $4 events channel. A queued/scheduled job ends
-# aborted at once (deleted if its ttl is < 0); an active one turns aborting; any other is
-# left as it is. Returns the job (``how``: changed, dropped or unchanged), or no row.
+# Like abort.lua: $2 id, $3 error JSON, $4 events channel, $5 wake channel. A
+# queued/scheduled job ends aborted at once (deleted if its ttl is < 0); an active one
+# turns aborting (its id on the wake channel: every process's abort callbacks hear it);
+# any other is left as it is. Returns the job (``how``: changed, dropped or unchanged), or no row.
 ABORT = f"""
 WITH target AS MATERIALIZED (
     SELECT {_columns()} FROM jobwire_jobs
@@ -391,7 +392,8 @@ changed AS (
     FROM target AS t
     WHERE j.queue = $1 AND j.id = $2 AND t.id = $2
         AND (t.status = 'active' OR (t.status IN ('queued', 'scheduled') AND t.ttl >= 0))
-    RETURNING {_columns("j")}, pg_notify($4, j.id)
+    RETURNING {_columns("j")}, pg_notify($4, j.id),
+        CASE WHEN j.status = 'aborting' THEN pg_notify($5, j.id) END
 ),
 dropped AS (
     DELETE FROM jobwire_jobs AS j USING target AS t

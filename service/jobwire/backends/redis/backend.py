@@ -13,7 +13,8 @@ Keys of queue ``q`` (all share the ``{q}`` hash tag, so one Redis Cluster slot):
   function / per concurrency key), ``rate``, ``rate:f:<function>``, ``rate:k:<key>``
   (sliding-window logs, zsets of starts); see lua/limits.lua.
 
-Channels: ``jobwire:{q}:wake`` (new work), ``jobwire:{q}:events`` (a job changed; payload: id);
+Channels: ``jobwire:{q}:wake`` (new work, empty payload; or an active job was aborted,
+payload: its id), ``jobwire:{q}:events`` (a job changed; payload: id);
 sharded channels (SPUBLISH, SSUBSCRIBE) on a cluster, which stay on the slot's shard.
 """
 
@@ -370,6 +371,10 @@ class RedisBackend(Backend):
     def job_changes(self, job_id: str) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
         return self._events.watch(job_id)
 
+    async def on_abort(self, callback: Callable[[str], None]) -> None:
+        await self._events.start()
+        self._events.abort_callbacks.append(callback)
+
     async def throughput(self, window_s: float) -> float:
         buckets = await self.redis.hgetall(self.prefix + "finished_per_minute")
         since = int((time.time() - window_s) // 60)  # whole minutes: a slight overestimate
@@ -492,14 +497,15 @@ class _Subscription:
 class _Notifier(Waiters):
     """Fans the queue's two channels out to local waiters.
 
-    ``wake`` (new work) is subscribed on connect; ``events`` (a job changed; the
-    payload is its id) only once this process waits on a job, so workers that never
-    wait don't receive every job's events.
+    ``wake`` (new work, empty payload; or an active job was aborted, payload its id) is
+    subscribed on connect; ``events`` (a job changed; the payload is its id) only once
+    this process waits on a job, so workers that never wait don't receive every job's
+    events.
     """
 
     def __init__(self, subscribe: _Subscribe, prefix: str) -> None:
         super().__init__()
-        self._wake = subscribe(prefix + "wake", self.work_arrived, self.work.set)
+        self._wake = subscribe(prefix + "wake", self._on_wake, self.work.set)
         self._events = subscribe(prefix + "events", self._on_event, self.wake_watchers)
 
     async def start(self) -> None:
@@ -508,6 +514,12 @@ class _Notifier(Waiters):
     async def stop(self) -> None:
         await self._wake.stop()
         await self._events.stop()
+
+    def _on_wake(self, aborted: bytes) -> None:
+        if aborted:
+            self.job_aborted(aborted.decode())
+        else:
+            self.work_arrived()
 
     def _on_event(self, job_id: bytes) -> None:
         self.job_changed(job_id.decode())

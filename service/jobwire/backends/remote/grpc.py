@@ -254,7 +254,7 @@ class GrpcBackend(RemoteBackend):
             )
         return stream
 
-    def on_abort(self, callback: Callable[[str], None]) -> None:
+    async def on_abort(self, callback: Callable[[str], None]) -> None:
         self._abort_callbacks.append(callback)
 
     def _aborted(self, job_id: str) -> None:

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiosqlite
@@ -385,6 +385,10 @@ class SqliteBackend(Backend):
 
     def job_changes(self, job_id: str) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
         return self._changes(job_id)
+
+    async def on_abort(self, callback: Callable[[str], None]) -> None:
+        store = await self._store()
+        store.hub.listen_for_aborts(self.queue_name, callback)
 
     @contextlib.asynccontextmanager
     async def _changes(self, job_id: str) -> AsyncIterator[asyncio.Event]:

@@ -193,6 +193,7 @@ def abort_row(tx: Tx, row: RowData, error: str) -> bool:
         finish(tx, row, Status.ABORTED)
     elif row["status"] == "active":
         row.update(status="aborting", error=error, touched=tx.now)
+        tx.aborted.append(row["id"])
     else:
         return False
     return True

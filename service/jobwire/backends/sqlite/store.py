@@ -76,6 +76,7 @@ class Tx:
         finished: How many jobs it finished (counted per minute for the throughput).
         freed: How many jobs left active/aborting; in a queue with a concurrency limit
             that is new work too (a held job may start in the freed slot).
+        aborted: Ids of the active jobs it turned aborting (their workers are told).
     """
 
     def __init__(self, db: aiosqlite.Connection, queue: str, now: float) -> None:
@@ -86,6 +87,7 @@ class Tx:
         self.changed: set[str] = set()
         self.finished = 0
         self.freed = 0
+        self.aborted: list[str] = []
         self._seq: int | None = None
         self._seq_taken = False
 
@@ -119,40 +121,50 @@ class Tx:
         if not (self._seq_taken or self.work or self.changed or self.freed):
             return
         [(work,)] = await self.db.execute_fetchall(
-            "INSERT INTO jobwire_queues (queue, seq, work_version, job_version)"
-            " VALUES (:queue, :seq, :work, :changed) ON CONFLICT (queue) DO UPDATE SET"
+            "INSERT INTO jobwire_queues (queue, seq, work_version, job_version, abort_version)"
+            " VALUES (:queue, :seq, :work, :changed, :aborted) ON CONFLICT (queue) DO UPDATE SET"
             " seq = max(seq, excluded.seq),"
             f" work_version = work_version + (excluded.work_version OR {_SLOT_WANTED}),"
-            " job_version = job_version + excluded.job_version"
+            " job_version = job_version + excluded.job_version,"
+            " abort_version = abort_version + excluded.abort_version"
             f" RETURNING :work OR {_SLOT_WANTED}",
             {"queue": self.queue, "seq": self._seq or 0, "work": self.work,
-             "changed": bool(self.changed), "freed": self.freed > 0},
+             "changed": bool(self.changed), "aborted": bool(self.aborted),
+             "freed": self.freed > 0},
         )  # fmt: skip
         self.work = bool(work)  # the local waiters are woken on commit by this
 
 
 class Hub:
-    """Wakes this process's waiters on one database.
+    """Wakes this process's waiters on one database, and tells its abort callbacks.
 
     A commit made here wakes the waiters at once. Other processes' commits are noticed
     by reading ``PRAGMA data_version`` (and, when it moved, the per-queue counters) while
-    anyone waits: each time the WAL file is written (inotify; and again after
-    ``RECHECK_S`` if the commit did not show yet), else every ``POLL_INTERVAL_S``.
+    anyone waits or listens for aborts: each time the WAL file is written (inotify; and
+    again after ``RECHECK_S`` if the commit did not show yet), else every
+    ``POLL_INTERVAL_S``.
 
     Args:
-        poll: Reads the per-queue ``(queue, work_version, job_version)`` counters, or
-            ``None`` when no other connection committed since the last call.
+        poll: Reads the per-queue ``(queue, work_version, job_version, abort_version)``
+            counters, or ``None`` when no other connection committed since the last call.
         wal: Tells when the database's WAL file is written (``None``: poll).
+        aborting: Reads the ids of a queue's aborting jobs.
     """
 
     def __init__(
-        self, poll: Callable[[], Awaitable[list[Row] | None]] | None, wal: WalWatch | None = None
+        self,
+        poll: Callable[[], Awaitable[list[Row] | None]] | None,
+        wal: WalWatch | None = None,
+        aborting: Callable[[str], Awaitable[list[str]]] | None = None,
     ) -> None:
         self._poll = poll
         self._wal = wal
+        self._aborting = aborting
         self._work: dict[str, set[asyncio.Event]] = {}
         self._watchers: dict[str, dict[str, set[asyncio.Event]]] = {}
-        self._versions: dict[str, tuple[int, int]] = {}
+        self._abort_callbacks: dict[str, list[Callable[[str], None]]] = {}
+        self._told: dict[str, set[str]] = {}  # per queue: the aborting jobs told of
+        self._versions: dict[str, tuple[int, int, int]] = {}
         self._waiters = 0
         self._poller: asyncio.Task[None] | None = None
 
@@ -172,21 +184,36 @@ class Hub:
         for job_id in tx.changed:
             for event in watchers.get(job_id, ()):
                 event.set()
+        if tx.aborted and tx.queue in self._abort_callbacks:
+            self._told.setdefault(tx.queue, set()).update(tx.aborted)
+            for job_id in tx.aborted:
+                self._tell_abort(tx.queue, job_id)
 
     def baseline(self, rows: Iterable[Row]) -> None:
         """Record the counters as of opening: later changes wake waiters."""
-        self._versions = {row[0]: (row[1], row[2]) for row in rows}
+        self._versions = {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     @contextlib.asynccontextmanager
     async def waiting(self) -> AsyncIterator[None]:
         """Poll for other processes' commits while the block runs."""
         self._waiters += 1
-        if self._poll is not None and (self._poller is None or self._poller.done()):
-            self._poller = asyncio.create_task(self._run_poller(), name="jobwire-sqlite-poll")
+        self._start_polling()
         try:
             yield
         finally:
             self._waiters -= 1
+
+    def listen_for_aborts(self, queue: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(job_id)`` whenever an active job of the queue turns aborting,
+        here or in another process (polled from then on, as long as the store is open)."""
+        if not self._abort_callbacks:
+            self._waiters += 1  # never given back: the poller runs until ``stop``
+        self._abort_callbacks.setdefault(queue, []).append(callback)
+        self._start_polling()
+
+    def _start_polling(self) -> None:
+        if self._poll is not None and (self._poller is None or self._poller.done()):
+            self._poller = asyncio.create_task(self._run_poller(), name="jobwire-sqlite-poll")
 
     @contextlib.asynccontextmanager
     async def watch(self, queue: str, job_id: str) -> AsyncIterator[asyncio.Event]:
@@ -226,15 +253,16 @@ class Hub:
             seen = False
             try:
                 rows = await self._poll()
+                if rows is not None:
+                    seen = True
+                    for queue in self._notice(rows):
+                        await self._tell_aborts(queue)
             except Exception as exc:  # the next round retries; waiters also time out
                 if not failing:
                     logger.warning("polling the SQLite database for changes failed: %s", exc)
                 failing = True
             else:
                 failing = False
-                if rows is not None:
-                    seen = True
-                    self._notice(rows)
             delay_s = None
             if seen or not looking:
                 rechecks = iter(RECHECK_S)
@@ -253,16 +281,36 @@ class Hub:
                 await self._wal.changed.wait()
         return self._wal.changed.is_set()
 
-    def _notice(self, rows: Iterable[Row]) -> None:
-        for queue, work_version, job_version in rows:
-            old_work, old_jobs = self._versions.get(queue, (0, 0))
-            self._versions[queue] = (work_version, job_version)
+    def _notice(self, rows: Iterable[Row]) -> list[str]:
+        """Wake the waiters of what changed; returns the queues whose aborts to tell."""
+        aborted = []
+        for queue, work_version, job_version, abort_version in rows:
+            old_work, old_jobs, old_aborts = self._versions.get(queue, (0, 0, 0))
+            self._versions[queue] = (work_version, job_version, abort_version)
             if work_version != old_work:
                 self._wake_work(queue)
             if job_version != old_jobs:  # which job is unknown: wake all of the queue's
                 for events in self._watchers.get(queue, {}).values():
                     for event in events:
                         event.set()
+            if abort_version != old_aborts and queue in self._abort_callbacks:
+                aborted.append(queue)
+        return aborted
+
+    async def _tell_aborts(self, queue: str) -> None:
+        """Tell the callbacks of the queue's aborting jobs not told of yet."""
+        assert self._aborting is not None
+        aborting = set(await self._aborting(queue))
+        told, self._told[queue] = self._told.get(queue, set()), aborting
+        for job_id in aborting - told:
+            self._tell_abort(queue, job_id)
+
+    def _tell_abort(self, queue: str, job_id: str) -> None:
+        for callback in list(self._abort_callbacks.get(queue, ())):
+            try:
+                callback(job_id)
+            except Exception:
+                logger.exception("abort callback failed for job %s", job_id)
 
     def _wake_work(self, queue: str) -> None:
         for event in self._work.get(queue, ()):
@@ -284,7 +332,11 @@ class Store:
     def __init__(self, database: str) -> None:
         self.database = database
         on_disk = database != MEMORY
-        self.hub = Hub(self._poll if on_disk else None, WalWatch(database) if on_disk else None)
+        self.hub = Hub(
+            self._poll if on_disk else None,
+            WalWatch(database) if on_disk else None,
+            self._aborting,
+        )
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._opening = asyncio.Lock()
@@ -360,13 +412,20 @@ class Store:
             self._data_version = version
             rows = list(
                 await db.execute_fetchall(
-                    "SELECT queue, work_version, job_version FROM jobwire_queues"
+                    "SELECT queue, work_version, job_version, abort_version FROM jobwire_queues"
                 )
             )
         if first:
             self.hub.baseline(rows)
             return None
         return rows
+
+    async def _aborting(self, queue: str) -> list[str]:
+        async with self.reading() as db:
+            rows = await db.execute_fetchall(
+                "SELECT id FROM jobwire_jobs WHERE queue = ? AND status = 'aborting'", (queue,)
+            )
+        return [row[0] for row in rows]
 
 
 async def _open(database: str) -> aiosqlite.Connection:

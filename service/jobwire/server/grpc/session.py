@@ -3,8 +3,8 @@
 A session pushes jobs while the worker has credits, using the core's waiting lease (woken
 by the store's new-work events, ended early when the credits are voided), answers
 heartbeats and results through the core, and pushes an abort the moment a job it holds
-is aborted through this process. The ``WorkHub`` knows every session and which holds
-which job; on shutdown it drains them all.
+is aborted through any replica of the service (the store tells each replica). The
+``WorkHub`` knows every session and which holds which job; on shutdown it drains them all.
 """
 
 import asyncio
@@ -32,13 +32,27 @@ class WorkHub:
     """Every Work session of this process, and which session holds which job.
 
     Args:
-        core: The service's operations; its aborts are pushed to the holding session.
+        core: The service's operations; the aborts it hears of are pushed to the holding
+            session.
     """
 
     def __init__(self, core: ServiceCore) -> None:
         self.sessions: set[WorkSession] = set()
+        self._core = core
         self._holders: dict[str, WorkSession] = {}
-        core.on_abort(self._aborted)
+        self._hearing: set[str] = set()  # queues whose aborts this process hears of
+
+    async def hear_aborts(self, queue: str) -> None:
+        """Hear of the queue's aborts from the store (once per queue). If the store is down
+        now, its workers hear at their next renew, and the next session asks again."""
+        if queue in self._hearing:
+            return
+        self._hearing.add(queue)
+        try:
+            await self._core.on_abort(queue, self._aborted)
+        except Exception as exc:
+            self._hearing.discard(queue)
+            logger.warning("cannot hear of aborts on queue %s yet: %s", queue, exc)
 
     def hold(self, session: "WorkSession", job_ids: Iterable[str]) -> None:
         """Record that ``session``'s worker runs these jobs."""
@@ -61,10 +75,10 @@ class WorkHub:
         for session in list(self.sessions):
             session.drain(grace_s)
 
-    def _aborted(self, job: Job) -> None:
-        session = self._holders.get(job.id)
-        if session is not None and job.status == Status.ABORTING:
-            session.push_abort(job)
+    def _aborted(self, job_id: str) -> None:
+        session = self._holders.get(job_id)
+        if session is not None:
+            session.push_abort(job_id)
 
 
 def lease_refs(refs: Sequence[pb.LeaseRef]) -> list[LeaseRef]:
@@ -127,6 +141,7 @@ class WorkSession:
             InvalidRequest: The worker broke the protocol (ends the stream).
         """
         await self._hello(await anext(aiter(requests), None))
+        await self._hub.hear_aborts(self.queue)
         self._hub.sessions.add(self)
         background = [
             asyncio.create_task(self._read(requests), name="jobwire-grpc-read"),
@@ -147,10 +162,20 @@ class WorkSession:
         self._void_credits()
         self._outbox.put_nowait(pb.WorkResponse(drain=pb.WorkDrain(grace_s=grace_s)))
 
-    def push_abort(self, job: Job) -> None:
-        """Tell the worker at once that a job it runs was aborted."""
-        reason = job.error.message if job.error else "aborted"
-        self._outbox.put_nowait(pb.WorkResponse(abort=pb.WorkAbort(job_id=job.id, reason=reason)))
+    def push_abort(self, job_id: str) -> None:
+        """Tell the worker at once that a job it runs was aborted (with the reason)."""
+        self._spawn(self._push_abort(job_id))
+
+    async def _push_abort(self, job_id: str) -> None:
+        try:
+            job = await self._core.get(job_id, self.queue)
+        except Exception:  # gone, or the store is down: the worker hears at its next renew
+            return
+        if job.status == Status.ABORTING and not self._closed:
+            reason = job.error.message if job.error else "aborted"
+            self._outbox.put_nowait(
+                pb.WorkResponse(abort=pb.WorkAbort(job_id=job_id, reason=reason))
+            )
 
     async def _hello(self, request: pb.WorkRequest | None) -> None:
         if request is None or request.WhichOneof("kind") != "hello":

@@ -13,6 +13,7 @@ local function abort_job(id, key, status, err)
     redis.call('HSET', key, 'status', 'aborting', 'error', err, 'touched', stamp(now))
     redis.call('SADD', prefix .. 'aborting', id)
     publish(id)
+    announce_abort(id)
     return true
   end
   return false

@@ -37,8 +37,15 @@ local function publish(id)
 end
 
 -- New work may be due (or a limit lets more start): wake every process's waiting leases.
+-- The same channel tells of an active job aborted (see announce_abort).
 local function wake()
   redis.call(PUBLISH, prefix .. 'wake', '')
+end
+
+-- An active job turned aborting: every process's abort callbacks hear its id (its worker
+-- cancels it at once, not at its next renew).
+local function announce_abort(id)
+  redis.call(PUBLISH, prefix .. 'wake', id)
 end
 
 local function push_queued(id, key)
