@@ -36,7 +36,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 ROUNDS = 15
 TARGET_S = 0.050  # the median, as the issue asks
-SLOWEST_S = 1.0  # any one round, on a loaded 2-core machine
+# Any one round, on a loaded 2-core machine. SQLite's bound: a commit another process
+# made is noticed by inotify within milliseconds, or else by the 1 s poll (a writer
+# descheduled between writing the WAL and publishing the commit outlasts the rechecks).
+SLOWEST_S = 2.0
 REPLICAS_REDIS_DB = 4  # apart from the databases other tests' services use
 WORKER_OPTIONS = {"concurrency": 1, "handle_signals": False, "shutdown_grace_s": 1}
 
