@@ -82,15 +82,18 @@ async def test_abort_active_job_cancels_the_task(
     assert elapsed < 1.5, f"abort took {elapsed:.2f} s to take effect"
 
 
+@pytest.mark.parametrize("bulk", [False, True], ids=["one", "bulk"])
 async def test_abort_reaches_the_worker_at_once_not_at_its_next_renew(
     queue: Queue,
     queue_url: str,
     make_queue: Any,
     running_worker: Any,
     monkeypatch: pytest.MonkeyPatch,
+    bulk: bool,
 ) -> None:
     """The worker (its own handle: another process, as far as it knows) renews every
-    20 s; the abort made through another handle reaches it through the store's push."""
+    20 s; the abort made through another handle, of the job or by a filter, reaches it
+    through the store's push."""
     if queue_url.startswith("http"):
         pytest.skip("a worker over REST hears of an abort at its next renew")
     monkeypatch.setattr(worker_module, "RENEW_INTERVAL_S", 30.0)
@@ -109,7 +112,10 @@ async def test_abort_reaches_the_worker_at_once_not_at_its_next_renew(
         assert job is not None
         await asyncio.wait_for(started.wait(), timeout=5)
         asked_at = time.monotonic()
-        await queue.abort(job, error="stop now")
+        if bulk:
+            assert await queue.abort_jobs(status=Status.ACTIVE, function="long_task") == 1
+        else:
+            await queue.abort(job, error="stop now")
         done = await queue.wait(job, timeout=5)
     assert done.status is Status.ABORTED
     assert cancelled_at and cancelled_at[0] - asked_at < seconds(1.0), "heard at a renew"
