@@ -125,8 +125,8 @@ async def test_rate_logs_expire_when_idle(queue: Queue, client: Redis) -> None:
     await queue.configure(QueueSettings(rate=Rate(10, 2.0), rate_per_key=Rate(5, 3.0)))
     await queue.enqueue("f", concurrency_key="tenant")
     assert len((await queue.lease("w", 1))[0]) == 1
-    assert 2000 < await client.pttl(_key(queue, "rate")) <= 3000
-    assert 3000 < await client.pttl(_key(queue, "rate:k:tenant")) <= 4000
+    assert 2000 < await client.pttl(_key(queue, "starts")) <= 3000
+    assert 3000 < await client.pttl(_key(queue, "starts:k:tenant")) <= 4000
 
 
 async def test_scripts_survive_bad_stored_values(queue: Queue, client: Redis) -> None:

@@ -10,8 +10,9 @@ Keys of queue ``q`` (all share the ``{q}`` hash tag, so one Redis Cluster slot):
   last seen) and ``workerinfo`` (hash); ``finished_per_minute`` (hash: minute -> count);
 - flow control: ``flow`` (hash: ``paused``, ``settings`` JSON, the limits the lease script
   reads, ``blocked``), ``running_fn``/``running_key`` (hashes: active jobs per limited
-  function / per concurrency key), ``rate``, ``rate:f:<function>``, ``rate:k:<key>``
-  (sliding-window logs, zsets of starts); see lua/limits.lua.
+  function / per concurrency key), ``starts``, ``starts:f:<function>``,
+  ``starts:k:<key>`` (sliding-window logs of starts, a zset entry per lease call); see
+  lua/limits.lua.
 
 Channels: ``jobwire:{q}:wake`` (new work, empty payload; or an active job was aborted,
 payload: its id), ``jobwire:{q}:events`` (a job changed; payload: id);

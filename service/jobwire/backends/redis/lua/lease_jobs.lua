@@ -41,15 +41,14 @@ end
 local function rate_left(log, limit, period)
   local room = rate_room_cache[log]
   if room == nil then
-    redis.call('ZREMRANGEBYSCORE', log, '-inf', now - period)
-    room = limit - redis.call('ZCARD', log)
+    room = limit - rate_used(log, period)
     rate_room_cache[log] = room
   end
   return room
 end
 
-local function rate_record(log, lease, period)
-  note_start(log, lease, period)
+local function rate_record(log, period)
+  note_start(log, period)
   rate_room_cache[log] = (rate_room_cache[log] or 1) - 1
 end
 
@@ -71,11 +70,11 @@ local function admit(fn, ckey)
     return 'busy'
   end
   local wait = 0
-  if f.rate > 0 and rate_left(prefix .. 'rate:f:' .. fn, f.rate, f.period) <= 0 then
-    wait = log_wait(prefix .. 'rate:f:' .. fn, f.rate, f.period)
+  if f.rate > 0 and rate_left(prefix .. 'starts:f:' .. fn, f.rate, f.period) <= 0 then
+    wait = log_wait(prefix .. 'starts:f:' .. fn, f.rate, f.period)
   end
   if ckey and lim.key_rate > 0 then
-    local log = prefix .. 'rate:k:' .. ckey
+    local log = prefix .. 'starts:k:' .. ckey
     if rate_left(log, lim.key_rate, lim.key_period) <= 0 then
       wait = math.max(wait, log_wait(log, lim.key_rate, lim.key_period))
     end
@@ -84,16 +83,16 @@ local function admit(fn, ckey)
 end
 
 -- Record a start under every limit that counts it; returns its 'held' value.
-local function take(fn, ckey, lease)
+local function take(fn, ckey)
   if rate_room ~= nil then
-    note_start(queue_log, lease, lim.period)
+    note_start(queue_log, lim.period)
   end
   local f = function_limits(lim, fn)
   if f.rate > 0 then
-    rate_record(prefix .. 'rate:f:' .. fn, lease, f.period)
+    rate_record(prefix .. 'starts:f:' .. fn, f.period)
   end
   if ckey and lim.key_rate > 0 then
-    rate_record(prefix .. 'rate:k:' .. ckey, lease, lim.key_period)
+    rate_record(prefix .. 'starts:k:' .. ckey, lim.key_period)
   end
   local flags = held_flags(lim, fn, ckey)
   if flags and flags % 4 >= 2 then
@@ -129,7 +128,7 @@ local function scan()
         table.insert(taken, id)  -- leased, or gone (no job hash)
         if status then
           local lease = next_lease()
-          activate(id, key, lease, take(fn or '', ckey, lease))
+          activate(id, key, lease, take(fn or '', ckey))
         end
       end
       if leased >= budget or visited >= SCAN_WINDOW then

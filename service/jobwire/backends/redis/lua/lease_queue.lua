@@ -28,38 +28,33 @@ local function activate(id, key, lease, held)
 end
 
 local lim = parse_limits(limits)
-local queue_log = prefix .. 'rate'
-local starts = {}  -- rate log -> lease tokens started in this call, written by log_starts
+local queue_log = prefix .. 'starts'
+local starts = {}  -- rate log -> starts made in this call, written by log_starts
 local budget, active_room, rate_room = max_jobs, nil, nil
 if lim.max_active > 0 then
   active_room = lim.max_active - redis.call('ZCARD', prefix .. 'active')
   budget = math.min(budget, active_room)
 end
 if lim.rate > 0 then
-  redis.call('ZREMRANGEBYSCORE', queue_log, '-inf', now - lim.period)
-  rate_room = lim.rate - redis.call('ZCARD', queue_log)
+  rate_room = lim.rate - rate_used(queue_log, lim.period)
   budget = math.min(budget, rate_room)
 end
 
--- Note a start in a rate log (written in one ZADD per log by log_starts).
-local function note_start(log, lease, period)
+-- Note a start in a rate log (written as one entry per log by log_starts).
+local function note_start(log, period)
   local noted = starts[log]
   if noted == nil then
-    noted = {period = period}
-    starts[log] = noted
+    starts[log] = {period = period, jobs = 1}
+  else
+    noted.jobs = noted.jobs + 1
   end
-  table.insert(noted, now)
-  table.insert(noted, lease)
 end
 
--- Write the starts noted in `log` (all of them: nil); an idle log expires a window later.
+-- Write the starts noted in `log` (all of them: nil).
 local function log_starts(log)
   for name, noted in pairs(starts) do
     if log == nil or log == name then
-      for i = 1, #noted, 2000 do  -- (unpack takes a few thousand values at most)
-        redis.call('ZADD', name, unpack(noted, i, math.min(i + 1999, #noted)))
-      end
-      redis.call('PEXPIRE', name, math.ceil(noted.period * 1000) + 1000)
+      rate_add(name, noted.jobs, noted.period)
       starts[name] = nil
     end
   end
@@ -103,7 +98,7 @@ if not lim.per_job then
       if redis.call('EXISTS', key) == 1 then
         local lease = next_lease()
         if rate_room ~= nil then
-          note_start(queue_log, lease, lim.period)
+          note_start(queue_log, lim.period)
         end
         activate(id, key, lease, held)
       end
