@@ -541,6 +541,10 @@ class Queue:
         await self.connect()
         await self._call(self.backend.on_abort(callback))
 
+    def off_abort(self, callback: Callable[[str], None]) -> None:
+        """Stop calling ``callback`` (given to ``on_abort``)."""
+        self.backend.off_abort(callback)
+
     async def stop_leasing(self, worker_id: str) -> None:
         """``worker_id`` takes no more jobs: hand back any pushed for it ahead of a lease."""
         if isinstance(self.backend, PushesJobs):

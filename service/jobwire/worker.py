@@ -190,6 +190,7 @@ class Worker:
                 await _logged(self.queue.stop_leasing(self.id), "handing back jobs")
                 await self._drain(settler)
                 await _cancel_all(background)
+                self.queue.off_abort(self._abort_now)
                 await self._hook("shutdown", self.ctx)
                 self._stopped.set()
                 logger.info("worker %s stopped", self.id)

@@ -174,3 +174,27 @@ async def test_abort_frees_the_key(queue: Queue) -> None:
     assert await queue.enqueue("task", key="only-one") is None
     await queue.abort(job)
     assert await queue.enqueue("task", key="only-one") is not None
+
+
+async def test_abort_callbacks_hear_active_jobs_until_removed(
+    queue: Queue, queue_url: str, make_queue: Any
+) -> None:
+    """``on_abort`` callbacks hear of aborted active jobs (not of queued ones), from any
+    handle on the queue, until ``off_abort``."""
+    if not queue_url.startswith(("http", "grpc")):
+        heard, dropped = asyncio.Queue[str](), []
+        other = make_queue(queue.name)
+        await other.on_abort(heard.put_nowait)
+        await other.on_abort(dropped.append)
+        other.off_abort(dropped.append)
+        running = await queue.enqueue("task", heartbeat=60)
+        waiting = await queue.enqueue("task")
+        assert running is not None and waiting is not None
+        assert [job.id for job in (await queue.lease("w", 1))[0]] == [running.id]
+        await queue.abort(waiting)  # queued: ends at once, no worker to tell
+        await queue.abort(running)  # active: its worker must hear
+        assert await asyncio.wait_for(heard.get(), 5) == running.id
+        await asyncio.sleep(0.1)
+        assert heard.empty() and dropped == []
+    else:
+        pytest.skip("the service's streams hear only of jobs they hold (test_replicas)")

@@ -351,6 +351,9 @@ class Backend(abc.ABC):
         at its next renew. A backend without such a feed never calls it (the default).
         """
 
+    def off_abort(self, callback: Callable[[str], None]) -> None:  # noqa: B027
+        """Stop calling ``callback`` (given to ``on_abort``)."""
+
 
 @typing.runtime_checkable
 class PushesJobs(typing.Protocol):

@@ -39,6 +39,11 @@ class Waiters:
             except Exception:
                 logger.exception("abort callback failed for job %s", job_id)
 
+    def forget_abort_callback(self, callback: Callable[[str], None]) -> None:
+        """Stop calling ``callback``."""
+        with contextlib.suppress(ValueError):
+            self.abort_callbacks.remove(callback)
+
     def wake_watchers(self) -> None:
         """Wake every job watcher (each re-reads its job)."""
         for events in self._jobs.values():

@@ -441,6 +441,9 @@ class PostgresBackend(Backend):
         await self._events.start()
         self._events.abort_callbacks.append(callback)
 
+    def off_abort(self, callback: Callable[[str], None]) -> None:
+        self._events.forget_abort_callback(callback)
+
     async def touch_worker(self, worker_id: str, info: dict[str, Any]) -> None:
         await self._fetch(sql.TOUCH_WORKER, worker_id, orjson.dumps(info).decode())
 

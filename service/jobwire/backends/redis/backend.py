@@ -376,6 +376,9 @@ class RedisBackend(Backend):
         await self._events.start()
         self._events.abort_callbacks.append(callback)
 
+    def off_abort(self, callback: Callable[[str], None]) -> None:
+        self._events.forget_abort_callback(callback)
+
     async def throughput(self, window_s: float) -> float:
         buckets = await self.redis.hgetall(self.prefix + "finished_per_minute")
         since = int((time.time() - window_s) // 60)  # whole minutes: a slight overestimate

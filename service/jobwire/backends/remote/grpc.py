@@ -257,6 +257,10 @@ class GrpcBackend(RemoteBackend):
     async def on_abort(self, callback: Callable[[str], None]) -> None:
         self._abort_callbacks.append(callback)
 
+    def off_abort(self, callback: Callable[[str], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._abort_callbacks.remove(callback)
+
     def _aborted(self, job_id: str) -> None:
         for callback in self._abort_callbacks:
             callback(job_id)

@@ -390,6 +390,10 @@ class SqliteBackend(Backend):
         store = await self._store()
         store.hub.listen_for_aborts(self.queue_name, callback)
 
+    def off_abort(self, callback: Callable[[str], None]) -> None:
+        if self._link.claimed is not None:
+            self._link.claimed.hub.forget_abort_callback(self.queue_name, callback)
+
     @contextlib.asynccontextmanager
     async def _changes(self, job_id: str) -> AsyncIterator[asyncio.Event]:
         store = await self._store()

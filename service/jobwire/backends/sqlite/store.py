@@ -211,6 +211,18 @@ class Hub:
         self._abort_callbacks.setdefault(queue, []).append(callback)
         self._start_polling()
 
+    def forget_abort_callback(self, queue: str, callback: Callable[[str], None]) -> None:
+        """Stop calling ``callback`` (polling for aborts ends with the last one)."""
+        callbacks = self._abort_callbacks.get(queue, [])
+        if callback not in callbacks:
+            return
+        callbacks.remove(callback)
+        if not callbacks:
+            del self._abort_callbacks[queue]
+            self._told.pop(queue, None)
+            if not self._abort_callbacks:
+                self._waiters -= 1
+
     def _start_polling(self) -> None:
         if self._poll is not None and (self._poller is None or self._poller.done()):
             self._poller = asyncio.create_task(self._run_poller(), name="jobwire-sqlite-poll")
@@ -521,6 +533,11 @@ class StoreLink:
     def __init__(self, database: str) -> None:
         self.database = database
         self._store: Store | None = None
+
+    @property
+    def claimed(self) -> Store | None:
+        """The store, if claimed already."""
+        return self._store
 
     async def store(self) -> Store:
         """The store, claimed and connected on first use."""
