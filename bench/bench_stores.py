@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -91,8 +92,11 @@ async def _open_worker(system: str, url: str, name: str, noop: Any) -> tuple[Any
     return queue, Worker(queue, [noop], concurrency=CONCURRENCY, handle_signals=False)
 
 
-async def timed_drain(system: str, url: str, name: str, target: int) -> float:
-    """Seconds a fresh worker process needs to start ``target`` jobs of ``name``."""
+async def timed_drain(
+    system: str, url: str, name: str, target: int, cpu: list[float] | None = None
+) -> float:
+    """Seconds a fresh worker process needs to start ``target`` jobs of ``name``; with
+    ``cpu``, the machine's busy CPU seconds over the drain are appended to it."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(target=worker_main, args=(system, url, name, target, child))
@@ -102,10 +106,24 @@ async def timed_drain(system: str, url: str, name: str, target: int) -> float:
         if not await asyncio.to_thread(parent.poll, READY_TIMEOUT_S):
             raise RuntimeError(f"{system} worker not ready")
         parent.recv()
+        busy = busy_cpu_s()
         parent.send("go")
-        return float(await asyncio.to_thread(parent.recv))
+        seconds = float(await asyncio.to_thread(parent.recv))
+        if cpu is not None:
+            cpu.append(busy_cpu_s() - busy)
+        return seconds
     finally:
         await asyncio.to_thread(process.join, 60)
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds every core of this machine has spent busy since boot (Linux
+    ``/proc/stat``: user, nice, system, irq and softirq time; idle, I/O wait and steal
+    left out): the worker, the store's server and anything else running."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 async def fill(system: str, url: str, name: str, count: int) -> None:

@@ -250,6 +250,22 @@ async def test_limits_apply_to_plain_leases(queue: Queue) -> None:
     assert len(third) == 1
 
 
+async def test_function_and_key_limits_hold_to_the_last_slot(queue: Queue) -> None:
+    """Leases far from a function's or a key's limit take the head; the one that would
+    pass it takes only what fits (a store may shortcut the first kind)."""
+    await queue.configure(
+        QueueSettings(max_active_per_key=4, functions={"f": FunctionLimits(max_active=3)})
+    )
+    await queue.enqueue_many([Job("f") for _ in range(6)])
+    taken = [len((await queue.lease("w", 2))[0]) for _ in range(3)]
+    assert taken == [2, 1, 0], taken
+    await queue.enqueue_many([Job("g", concurrency_key="k") for _ in range(6)])
+    taken = [len((await queue.lease("w", 3))[0]) for _ in range(3)]  # past the held f jobs
+    assert taken == [3, 1, 0], taken
+    active = await queue.jobs(Status.ACTIVE, 100)
+    assert collections.Counter(job.function for job in active) == {"f": 3, "g": 4}
+
+
 # Rate limits.
 
 

@@ -7,11 +7,13 @@ them); the median must be under ``TARGET_S`` and the slowest under ``SLOWEST_S``
 - an abort made on A reaches a task whose worker streams from B (the worker renews only
   every 30 s here, so nothing but the push can deliver it);
 - ``GET /v1/jobs/{id}?wait=`` on B returns when the job's worker on A finishes;
-- a job enqueued on A starts on a worker streaming from B (its waiting lease is woken).
+- a job enqueued on A starts on a worker streaming from B (its waiting lease is woken);
+and a job's events on B follow what is done through A.
 """
 
 import asyncio
 import contextlib
+import json
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -187,3 +189,38 @@ def test_the_replicas_share_one_store(replicas: tuple[GrpcService, GrpcService])
     seen = httpx.get(f"{b.http}/v1/jobs/{job['id']}")
     assert seen.status_code == 200 and seen.json()["id"] == job["id"]
     assert Path(a.log_path).exists() and Path(b.log_path).exists()
+
+
+async def test_events_on_b_follow_a_job_run_through_a(
+    replicas: tuple[GrpcService, GrpcService],
+) -> None:
+    """The Server-Sent Events of a job on B show each change made through A: its start,
+    its progress, its end (the stream then closes)."""
+    a, b = replicas
+    queue = f"events-{uuid4().hex[:8]}"
+    release = asyncio.Event()
+
+    async def task(ctx: dict[str, Any]) -> str:
+        await ctx["job"].update(progress=0.5)
+        await release.wait()
+        return "done"
+
+    seen: list[tuple[str, float]] = []
+    async with (
+        httpx.AsyncClient(base_url=a.http) as on_a,
+        httpx.AsyncClient(base_url=b.http, timeout=30) as on_b,
+    ):
+        job_id = await _enqueue(on_a, queue)
+        async with (
+            on_b.stream("GET", f"/v1/jobs/{job_id}/events") as events,
+            _worker(a.url, queue, task),
+        ):
+            async for line in events.aiter_lines():
+                if line.startswith("data:"):
+                    job = json.loads(line[5:])
+                    seen.append((job["status"], job["progress"]))
+                    if job["progress"] == 0.5:
+                        release.set()
+    assert seen[0] == ("queued", 0.0), seen
+    assert ("active", 0.5) in seen, seen
+    assert seen[-1] == ("complete", 1.0), seen

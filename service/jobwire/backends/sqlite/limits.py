@@ -98,11 +98,12 @@ class LimitedLease:
         """
         room = await self._queue_room()
         rows: list[Row] = []
-        if room > 0 and not self.scoped:  # every job is held alike: take the head
+        if room > 0 and not (self.scoped and self._scopes_may_hold(room)):  # take the head
             rows = list(await self.tx.db.execute_fetchall(LEASE_HEAD, {**params, "limit": room}))
             if _QUEUE in self.windows:
                 self.windows[_QUEUE].taken = len(rows)
         elif room > 0:
+            await self._count_active()
             rows = await self._lease(await self._pick(room), params)
         if rows:
             await self._record_starts()
@@ -110,6 +111,23 @@ class LimitedLease:
         if queue is not None and queue.full:
             queue.held = True  # more may be queued: the next lease waits for the window
         return rows, await self._reopens_s()
+
+    def _scopes_may_hold(self, room: int) -> bool:
+        """Whether a function's or a key's limit may hold back a job of this lease. Not
+        while none of them is a rate and each concurrency limit is above the queue's
+        active jobs plus ``room`` (no function or key can have more): then the lease
+        takes the head, as without limits."""
+        settings = self.settings
+        if settings.rate_per_key is not None or any(
+            limits.rate is not None for limits in settings.functions.values()
+        ):
+            return True
+        if not self._counted:
+            return True
+        bounds = [f.max_active for f in settings.functions.values() if f.max_active is not None]
+        if settings.max_active_per_key is not None:
+            bounds.append(settings.max_active_per_key)
+        return bool(bounds) and self.active[_QUEUE] + room > min(bounds)
 
     async def _lease(self, picked: list[str], params: dict[str, Any]) -> list[Row]:
         if not picked:
@@ -139,7 +157,8 @@ class LimitedLease:
     async def _queue_room(self) -> int:
         """How many jobs the queue's own limits let start now."""
         settings = self.settings
-        await self._count_active()
+        if settings.max_active is not None and not self._counted:
+            await self._count_active()
         room = self.max_jobs
         if settings.max_active is not None:
             room = min(room, settings.max_active - self.active[_QUEUE])
