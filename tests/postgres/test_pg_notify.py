@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import asyncpg
 
-from jobwire import Queue, Status, Worker
+from jobwire import Queue, QueueSettings, Rate, Status, Worker
 from jobwire.backends.base import Outcome
 from jobwire.backends.postgres.backend import parse_url
 from jobwire.backends.postgres.listen import channel_name
@@ -141,3 +141,42 @@ async def test_a_wait_in_progress_survives_a_killed_listen_connection(postgres_u
         await worker_side.settle([Outcome(job.id, leased.lease or "", Status.COMPLETE, result=3)])
         done = await asyncio.wait_for(waiting, 3)
     assert done.result == 3
+
+
+async def _wake_ups(postgres_url: str, queue: Queue, work: Any) -> list[str]:
+    """The notifications on the queue's wake channel while ``work()`` runs."""
+    heard: list[str] = []
+    listener = await asyncpg.connect(postgres_url)
+    channel = channel_name("wake", queue.name)
+    await listener.add_listener(channel, lambda *args: heard.append(args[3]))
+    try:
+        await work()
+        await asyncio.sleep(0.2)
+    finally:
+        await listener.close()
+    return heard
+
+
+async def test_a_freed_slot_wakes_leases_only_when_a_job_may_wait_for_it(
+    postgres_url: str,
+) -> None:
+    """A settle wakes waiting leases if the queue has a concurrency limit and queued jobs
+    (one may be held back for the slot), not at every settle of a limited queue: waiting
+    leases of every process would each go to the store for nothing."""
+    async with Queue.from_url(postgres_url, name=_name()) as queue:
+        await queue.configure(QueueSettings(max_active=2))
+        await queue.enqueue("add", a=1, b=1)
+        [job], _ = await queue.lease("w", 5)  # nothing else queued: no one waits
+        done = [Outcome(job.id, job.lease or "", Status.COMPLETE)]
+        assert await _wake_ups(postgres_url, queue, lambda: queue.settle(done)) == []
+        for n in range(3):
+            await queue.enqueue("add", a=n, b=n)
+        leased, _ = await queue.lease("w", 5)  # two; the third is held by max_active
+        assert len(leased) == 2
+        done = [Outcome(j.id, j.lease or "", Status.COMPLETE) for j in leased]
+        assert await _wake_ups(postgres_url, queue, lambda: queue.settle(done)) == [""]
+        await queue.configure(QueueSettings(rate=Rate(1000, 1.0)))  # no slots to free
+        [job], _ = await queue.lease("w", 5)
+        await queue.enqueue("add", a=9, b=9)
+        done = [Outcome(job.id, job.lease or "", Status.COMPLETE)]
+        assert await _wake_ups(postgres_url, queue, lambda: queue.settle(done)) == []

@@ -8,7 +8,7 @@ Pause state and limits live in the queue's ``jobwire_queues`` row, which every l
 
 from typing import Any
 
-from jobwire.backends.postgres.sql import wake_if_limited
+from jobwire.backends.postgres.sql import wake_if_slot_wanted
 from jobwire.flow import JobFilter, QueueSettings
 from jobwire.job import FINISHED, LIVE, Status
 
@@ -126,7 +126,8 @@ BULK_DELETE = f"""
 WITH {_VISITED},
 changed AS (
     DELETE FROM jobwire_jobs AS j WHERE {_match()}
-    RETURNING pg_notify($9, j.id), {wake_if_limited("$10", "j.status IN ('active', 'aborting')")}
+    RETURNING pg_notify($9, j.id),
+        {wake_if_slot_wanted("$10", "j.status IN ('active', 'aborting')")}
 )
 {_COUNTED}"""
 

@@ -54,12 +54,16 @@ _FINISHED = _in(FINISHED)
 _VISIBLE = "(expires_at IS NULL OR expires_at > jobwire_now())"  # finished jobs within ttl
 
 
-def wake_if_limited(wake: str, when: str) -> str:
-    """An expression that NOTIFYs ``wake`` when ``when`` holds and the queue (``$1``) has
-    limits: a job that stops running frees a slot its leases may be waiting for (an
-    unlimited queue's leases never wait for one). The subquery runs once per statement."""
+def wake_if_slot_wanted(wake: str, when: str) -> str:
+    """An expression that NOTIFYs ``wake`` when ``when`` holds (a job stops running: its
+    concurrency slot is free), the queue (``$1``) has a concurrency limit and jobs are
+    queued: one of them may be held back for that slot. Elsewhere no lease waits for a
+    slot, and waking every process's waiting leases at each settle would send each of
+    them to the store for nothing. The subquery runs once per statement."""
     return (
-        f"CASE WHEN {when} AND (SELECT limited FROM jobwire_queues WHERE name = $1)"
+        f"CASE WHEN {when} AND (SELECT EXISTS (SELECT FROM jobwire_queues WHERE name = $1"
+        " AND (max_active IS NOT NULL OR scoped_max_active IS NOT NULL))"
+        " AND EXISTS (SELECT FROM jobwire_jobs WHERE queue = $1 AND status = 'queued'))"
         f" THEN pg_notify({wake}, '') END"
     )
 
@@ -81,7 +85,7 @@ ORDER BY queue LIMIT 1
 DELETE = f"""
 WITH deleted AS (
     DELETE FROM jobwire_jobs WHERE queue = $1 AND id = $2 AND {_VISIBLE}
-    RETURNING pg_notify($3, id), {wake_if_limited("$4", "status IN ('active', 'aborting')")}
+    RETURNING pg_notify($3, id), {wake_if_slot_wanted("$4", "status IN ('active', 'aborting')")}
 )
 SELECT count(*) FROM deleted
 """
@@ -299,9 +303,9 @@ SELECT count(*) FROM updated
 # abort's error) unless it completed; 'queued' runs it again (after the delay: scheduled;
 # without an error it was handed back unstarted, and its attempt is given back);
 # a finished job's ttl sets its expiry (0: kept, < 0: deleted now). $9 events channel,
-# $10 wake channel (a requeued job; with $11, any job: its queue is limited, and a freed
-# slot may let a waiting lease start one). The first outcome for a job wins; rows are
-# locked in id order.
+# $10 wake channel (a requeued job; with $11, the queue is limited, any job that frees a
+# concurrency slot a queued job may wait for: see wake_if_slot_wanted). The first outcome
+# for a job wins; rows are locked in id order.
 # Returns the input position (1-based) of each outcome settled.
 SETTLE = f"""
 WITH input AS MATERIALIZED (
@@ -362,12 +366,12 @@ finished AS (
         expires_at = CASE WHEN o.ttl > 0 THEN jobwire_now() + o.ttl END
     FROM outcomes AS o
     WHERE j.queue = $1 AND j.id = o.id AND o.status IN {_FINISHED} AND o.ttl >= 0
-    RETURNING o.ord, pg_notify($9, j.id), CASE WHEN $11 THEN pg_notify($10, '') END
+    RETURNING o.ord, pg_notify($9, j.id), {wake_if_slot_wanted("$10", "$11")}
 ),
 dropped AS (
     DELETE FROM jobwire_jobs AS j USING outcomes AS o
     WHERE j.queue = $1 AND j.id = o.id AND o.status IN {_FINISHED} AND o.ttl < 0
-    RETURNING o.ord, pg_notify($9, j.id), CASE WHEN $11 THEN pg_notify($10, '') END
+    RETURNING o.ord, pg_notify($9, j.id), {wake_if_slot_wanted("$10", "$11")}
 )
 SELECT ord FROM requeued UNION ALL SELECT ord FROM finished UNION ALL SELECT ord FROM dropped
 """
