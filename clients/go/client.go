@@ -214,7 +214,8 @@ func (c *Client) GetJob(ctx context.Context, id string, wait time.Duration, opti
 	return jobOrNil(&job, err)
 }
 
-// Abort aborts a job: a queued one at once, an active one when its worker next renews.
+// Abort aborts a job: a queued one at once; an active one's worker hears at once when it
+// streams over gRPC or works on the store, else at its next renewal.
 // InQueue(name) looks in one queue only.
 func (c *Client) Abort(ctx context.Context, id, reason string, options ...CallOption) (*Job, error) {
 	if reason == "" {

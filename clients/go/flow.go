@@ -150,7 +150,7 @@ func (c *Client) DeleteJobs(ctx context.Context, filter JobFilter) (int, error) 
 }
 
 // AbortJobs aborts every live job the filter matches (queued ones at once, active ones
-// when their worker next renews) and returns how many.
+// when their worker hears, as for Abort) and returns how many.
 func (c *Client) AbortJobs(ctx context.Context, filter JobFilter) (int, error) {
 	return c.bulk(ctx, "abort", filter, true)
 }

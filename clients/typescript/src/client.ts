@@ -239,7 +239,8 @@ export class Client {
 
   // -- controlling ----------------------------------------------------------------------
 
-  /** Abort a job: a queued one at once, an active one when its worker next renews. */
+  /** Abort a job: a queued one at once; an active one's worker hears at once when it
+   * streams over gRPC or works on the store, else at its next renewal. */
   async abort(
     id: string,
     options: QueueOption & SignalOption & { error?: string } = {},

@@ -141,8 +141,8 @@ class JobServiceServicer:
 
     def AbortJob(self, request, context):
         """Abort a job (role client): a queued or scheduled one at once; an active one turns
-        `aborting` and its worker is told at once (if it streams from this process) or at
-        its next heartbeat.
+        `aborting` and its worker is told at once (if it streams from any replica of the
+        service, or works on the store) or at its next heartbeat (over REST).
         Errors: INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -638,8 +638,8 @@ class QueueServiceServicer:
         """Retry, delete or abort every job of the queue the filter matches, in short chunks
         (the store is never held for long); answers how many changed. Roles as for the
         single-job forms: RETRY and ABORT client, DELETE admin. Retry skips live jobs, abort
-        finished ones; an active job aborted turns `aborting` (its worker hears at its next
-        heartbeat).
+        finished ones; an active job aborted turns `aborting` (its worker hears as for
+        AbortJob).
         Errors: INVALID_ARGUMENT (no action, a malformed filter), UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -936,8 +936,9 @@ class WorkerServiceServicer:
         3. The worker sends `heartbeat`s (batched lease renewals) and `results` (batched
         outcomes), each with a `request_id` of its choosing; the server answers each
         with the same `request_id`: the leases' states, or which outcomes settled.
-        4. `abort` is pushed the moment a job running here is aborted through this
-        service process; otherwise the worker learns it from a heartbeat state.
+        4. `abort` is pushed the moment a job running here is aborted, through any replica
+        of the service (the store tells each one); should that push be missed (the
+        store's feed reconnecting), the worker learns it from a heartbeat state.
         5. `stop` voids the remaining credits; the server answers `stopped`, after which
         it pushes nothing more (jobs pushed before `stopped` are the worker's).
         6. On shutdown the server sends `drain`: credits are void; the worker hands back
