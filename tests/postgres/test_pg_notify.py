@@ -143,14 +143,23 @@ async def test_a_wait_in_progress_survives_a_killed_listen_connection(postgres_u
     assert done.result == 3
 
 
-async def _wake_ups(postgres_url: str, queue: Queue, work: Any) -> list[str]:
-    """The notifications on the queue's wake channel while ``work()`` runs."""
+async def _wake_ups(postgres_url: str, queue: Queue, work: Any, expected: int = 0) -> list[str]:
+    """The notifications on the queue's wake channel while ``work()`` runs: waits for
+    ``expected`` of them (up to ``LONG_WAIT_S``), then 0.2 s for any more."""
     heard: list[str] = []
+    arrived = asyncio.Event()
     listener = await asyncpg.connect(postgres_url)
-    channel = channel_name("wake", queue.name)
-    await listener.add_listener(channel, lambda *args: heard.append(args[3]))
+
+    def hear(*args: Any) -> None:
+        heard.append(args[3])
+        if len(heard) >= expected:
+            arrived.set()
+
+    await listener.add_listener(channel_name("wake", queue.name), hear)
     try:
         await work()
+        if expected:
+            await asyncio.wait_for(arrived.wait(), LONG_WAIT_S)
         await asyncio.sleep(0.2)
     finally:
         await listener.close()
@@ -174,7 +183,7 @@ async def test_a_freed_slot_wakes_leases_only_when_a_job_may_wait_for_it(
         leased, _ = await queue.lease("w", 5)  # two; the third is held by max_active
         assert len(leased) == 2
         done = [Outcome(j.id, j.lease or "", Status.COMPLETE) for j in leased]
-        assert await _wake_ups(postgres_url, queue, lambda: queue.settle(done)) == [""]
+        assert await _wake_ups(postgres_url, queue, lambda: queue.settle(done), 1) == [""]
         await queue.configure(QueueSettings(rate=Rate(1000, 1.0)))  # no slots to free
         [job], _ = await queue.lease("w", 5)
         await queue.enqueue("add", a=9, b=9)
