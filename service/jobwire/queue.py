@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import Any, TypeVar
 
 from jobwire.backends import backend_from_url
-from jobwire.backends.base import Backend, LeaseState, Outcome, PushesJobs
+from jobwire.backends.base import Backend, LeaseState, Outcome, PushesJobs, first_of
 from jobwire.errors import (
     JobAborted,
     JobFailed,
@@ -509,6 +509,11 @@ class Queue:
         for job in jobs:
             job._owner = self
         return jobs, next_due_s
+
+    async def pause_until_work(self, seconds: float, stop: asyncio.Event | None = None) -> None:
+        """Sleep ``seconds``, or less: until the store says new work may be due (it answers
+        again, after a failure) or ``stop`` is set."""
+        await first_of(self.backend.wait_for_work(seconds), stop)
 
     async def renew(self, leases: Sequence[tuple[str, str]]) -> list[LeaseState]:
         """Extend ``(job_id, lease)`` leases; each job's state comes back."""

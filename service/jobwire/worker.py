@@ -238,10 +238,10 @@ class Worker:
             return [], None
         except Exception as exc:  # unreachable, 503, ...: back off, log state changes only
             trouble.failed(exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._stopping.wait(), trouble.backoff_s(self.poll_interval_s)
-                )
+            # (a wake-up from the store ends the pause: it answers again, with work)
+            await self.queue.pause_until_work(
+                trouble.backoff_s(self.poll_interval_s), self._stopping
+            )
             return [], None
         trouble.worked()
         return leased

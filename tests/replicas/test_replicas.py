@@ -1,6 +1,6 @@
 """Two `jobwire serve` replicas on one store act as one: what is done through replica A
-reaches workers and waiters on replica B through the store (Redis pub/sub, PostgreSQL
-NOTIFY, SQLite's shared file), not at the next renew or poll.
+reaches workers and waiters on replica B through the store (Redis pub/sub, sharded on a
+Redis Cluster, PostgreSQL NOTIFY, SQLite's shared file), not at the next renew or poll.
 
 Each test measures one path ``ROUNDS`` times and prints the latencies (``-s`` shows
 them); the median must be under ``TARGET_S`` and the slowest under ``SLOWEST_S``:
@@ -46,13 +46,15 @@ REPLICAS_REDIS_DB = 4  # apart from the databases other tests' services use
 WORKER_OPTIONS = {"concurrency": 1, "handle_signals": False, "shutdown_grace_s": 1}
 
 
-@pytest.fixture(scope="module", params=["redis", "postgres", "sqlite"])
+@pytest.fixture(scope="module", params=["redis", "redis-cluster", "postgres", "sqlite"])
 def replicas(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GrpcService, GrpcService]]:
     """Two services on one store (A, B)."""
     if request.param == "redis":
         url = redis_database(request.getfixturevalue("redis_url"), REPLICAS_REDIS_DB)
+    elif request.param == "redis-cluster":  # sharded pub/sub on each queue's master
+        url = request.getfixturevalue("redis_cluster_url")
     elif request.param == "postgres":
         url = request.getfixturevalue("postgres_url")
     else:

@@ -231,7 +231,7 @@ class Backend(abc.ABC):
             if jobs or left_s <= 0 or (stop is not None and stop.is_set()):
                 return jobs, next_due_s
             timeout_s = left_s if next_due_s is None else min(left_s, next_due_s)
-            await _first_of(self.wait_for_work(timeout_s), stop)
+            await first_of(self.wait_for_work(timeout_s), stop)
 
     async def sweep(self, limit: int) -> int:
         """Reclaim up to ``limit`` jobs whose lease expired; return how many."""
@@ -375,7 +375,7 @@ def _reclaim(job: Job, default_lease_s: float) -> Outcome:
     return Outcome.for_failure(job, error, only_if_expired=True)
 
 
-async def _first_of(work: Awaitable[None], stop: asyncio.Event | None) -> None:
+async def first_of(work: Awaitable[None], stop: asyncio.Event | None) -> None:
     """Await ``work``, or until ``stop`` is set, whichever comes first."""
     if stop is None:
         await work
