@@ -85,7 +85,6 @@ async def test_settle_probes_each_job(
         [False] * BATCH,
         "events",
         "wake",
-        True,  # the queue is limited: wake leases
     )
     _assert_probes(nodes, BATCH)
 

@@ -189,3 +189,27 @@ async def test_a_freed_slot_wakes_leases_only_when_a_job_may_wait_for_it(
         await queue.enqueue("add", a=9, b=9)
         done = [Outcome(job.id, job.lease or "", Status.COMPLETE)]
         assert await _wake_ups(postgres_url, queue, lambda: queue.settle(done)) == []
+
+
+async def test_a_slot_freed_through_any_process_wakes_the_held_lease(postgres_url: str) -> None:
+    """The settle that frees a slot may come from a process that never leased from the
+    queue (another service replica, a sweeper): the lease held back elsewhere wakes."""
+    name = _name()
+    async with (
+        Queue.from_url(postgres_url, name=name) as waiter,
+        Queue.from_url(postgres_url, name=name) as other,
+    ):
+        await waiter.configure(QueueSettings(max_active=1))
+        await waiter.enqueue("add", a=1, b=1)
+        await waiter.enqueue("add", a=2, b=2)
+        [job], _ = await waiter.lease("w", 5)  # the second is held by max_active
+        assert (await waiter.lease("w", 5))[0] == []
+        await asyncio.sleep(0.2)
+        await waiter.backend.wait_for_work(0.0)  # drop the enqueues' wake-ups, heard by now
+        waiting = asyncio.create_task(waiter.backend.wait_for_work(LONG_WAIT_S))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await other.settle([Outcome(job.id, job.lease or "", Status.COMPLETE)])
+        await asyncio.wait_for(waiting, LONG_WAIT_S)
+        assert time.monotonic() - started < PROMPT_S
+        assert len((await waiter.lease("w", 5))[0]) == 1

@@ -419,7 +419,6 @@ class PostgresBackend(Backend):
             [o.only_if_expired for o in outcomes],
             self._events.events_channel,
             self._events.wake_channel,
-            self._limited,  # (a change of limits not yet seen here wakes nobody: a poll does)
         )
         settled = {row["ord"] for row in rows}
         return [n in settled for n in range(1, len(outcomes) + 1)]

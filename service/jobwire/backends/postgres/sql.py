@@ -303,9 +303,9 @@ SELECT count(*) FROM updated
 # abort's error) unless it completed; 'queued' runs it again (after the delay: scheduled;
 # without an error it was handed back unstarted, and its attempt is given back);
 # a finished job's ttl sets its expiry (0: kept, < 0: deleted now). $9 events channel,
-# $10 wake channel (a requeued job; with $11, the queue is limited, any job that frees a
-# concurrency slot a queued job may wait for: see wake_if_slot_wanted). The first outcome
-# for a job wins; rows are locked in id order.
+# $10 wake channel (a requeued job, or any job that frees a concurrency slot a queued job
+# may wait for: see wake_if_slot_wanted). The first outcome for a job wins; rows are
+# locked in id order.
 # Returns the input position (1-based) of each outcome settled.
 SETTLE = f"""
 WITH input AS MATERIALIZED (
@@ -366,12 +366,12 @@ finished AS (
         expires_at = CASE WHEN o.ttl > 0 THEN jobwire_now() + o.ttl END
     FROM outcomes AS o
     WHERE j.queue = $1 AND j.id = o.id AND o.status IN {_FINISHED} AND o.ttl >= 0
-    RETURNING o.ord, pg_notify($9, j.id), {wake_if_slot_wanted("$10", "$11")}
+    RETURNING o.ord, pg_notify($9, j.id), {wake_if_slot_wanted("$10", "true")}
 ),
 dropped AS (
     DELETE FROM jobwire_jobs AS j USING outcomes AS o
     WHERE j.queue = $1 AND j.id = o.id AND o.status IN {_FINISHED} AND o.ttl < 0
-    RETURNING o.ord, pg_notify($9, j.id), {wake_if_slot_wanted("$10", "$11")}
+    RETURNING o.ord, pg_notify($9, j.id), {wake_if_slot_wanted("$10", "true")}
 )
 SELECT ord FROM requeued UNION ALL SELECT ord FROM finished UNION ALL SELECT ord FROM dropped
 """
