@@ -176,6 +176,15 @@ def test_grpc_port_zero_serves_no_grpc(redis_url: str, grpc_service: GrpcService
     assert f"serving gRPC on {grpc_service.target}" in Path(grpc_service.log_path).read_text()
 
 
+def test_a_grpc_port_in_use_stops_the_start(redis_url: str, grpc_service: GrpcService) -> None:
+    """A second service on a gRPC port another serves exits with a clear error, rather
+    than sharing the port (and its callers) with it."""
+    port = int(grpc_service.target.rsplit(":", 1)[1])
+    with pytest.raises(RuntimeError, match=f"cannot serve gRPC on 127.0.0.1:{port}"):
+        proc, _, _ = start_service(redis_url, grpc_port=port)
+        stop_service(proc)  # (only if it started after all)
+
+
 def test_settings_refuse_one_port_for_both() -> None:
     with pytest.raises(ValueError, match="both 9000"):
         Settings(http_port=9000, grpc_port=9000)

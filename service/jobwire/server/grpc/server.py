@@ -50,7 +50,11 @@ class GrpcServer:
         auth = Authenticator(settings.token_roles())
         self._server = grpc.aio.server(
             interceptors=[EdgeInterceptor(auth, core.metrics, core.stopping)],
-            options=[("grpc.max_receive_message_length", settings.max_body_bytes)],
+            options=[
+                ("grpc.max_receive_message_length", settings.max_body_bytes),
+                # a port another process serves is an error, not shared (SO_REUSEPORT)
+                ("grpc.so_reuseport", 0),
+            ],
         )
         pb_grpc.add_JobServiceServicer_to_server(JobServicer(core), self._server)
         pb_grpc.add_QueueServiceServicer_to_server(QueueServicer(core), self._server)
