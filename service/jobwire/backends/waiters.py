@@ -3,18 +3,28 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 logger = logging.getLogger("jobwire.backend")
+
+
+def tell_aborted(callbacks: Iterable[Callable[[str], None]], job_id: str) -> None:
+    """Call each abort callback with ``job_id``; one that fails is logged, and the others
+    are still called."""
+    for callback in list(callbacks):
+        try:
+            callback(job_id)
+        except Exception:
+            logger.exception("abort callback failed for job %s", job_id)
 
 
 class Waiters:
     """A "new work" event, per-job change events and abort callbacks, fed from a store's
     notifications.
 
-    A store's listener calls ``work_arrived``, ``job_changed`` and ``job_aborted`` as
-    messages come, and ``wake_watchers`` (or sets ``work``) after re-subscribing, when some
-    may have been missed. (An abort missed then reaches its worker at the next renew.)
+    A store's listener calls ``wake_message`` and ``job_changed`` as messages come, and
+    ``wake_watchers`` (or sets ``work``) after re-subscribing, when some may have been
+    missed. (An abort missed then reaches its worker at the next renew.)
     """
 
     def __init__(self) -> None:
@@ -22,22 +32,18 @@ class Waiters:
         self.abort_callbacks: list[Callable[[str], None]] = []
         self._jobs: dict[str, set[asyncio.Event]] = {}
 
-    def work_arrived(self, _: object = None) -> None:
-        """New work may be due: wake ``wait_for_work``."""
-        self.work.set()
-
     def job_changed(self, job_id: str) -> None:
         """Wake everyone watching ``job_id``."""
         for event in self._jobs.get(job_id, ()):
             event.set()
 
-    def job_aborted(self, job_id: str) -> None:
-        """Tell every abort callback that an active job of the queue was aborted."""
-        for callback in list(self.abort_callbacks):
-            try:
-                callback(job_id)
-            except Exception:
-                logger.exception("abort callback failed for job %s", job_id)
+    def wake_message(self, payload: str) -> None:
+        """A message on the queue's wake channel: empty, new work may be due (wake
+        ``wait_for_work``); else the id of an active job just aborted."""
+        if payload:
+            tell_aborted(self.abort_callbacks, payload)
+        else:
+            self.work.set()
 
     def forget_abort_callback(self, callback: Callable[[str], None]) -> None:
         """Stop calling ``callback``."""

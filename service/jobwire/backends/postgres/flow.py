@@ -8,7 +8,12 @@ Pause state and limits live in the queue's ``jobwire_queues`` row, which every l
 
 from typing import Any
 
-from jobwire.backends.postgres.sql import wake_if_slot_wanted
+from jobwire.backends.postgres.sql import (
+    abort_changes,
+    abortable,
+    announce_abort,
+    wake_if_slot_wanted,
+)
 from jobwire.flow import JobFilter, QueueSettings
 from jobwire.job import FINISHED, LIVE, Status
 
@@ -137,15 +142,9 @@ changed AS (
 BULK_ABORT = f"""
 WITH {_VISITED},
 aborted AS (
-    UPDATE jobwire_jobs AS j SET
-        status = CASE WHEN j.status = 'active' THEN 'aborting' ELSE 'aborted' END,
-        error = $11::json,
-        touched = jobwire_now(),
-        completed = CASE WHEN j.status = 'active' THEN j.completed ELSE jobwire_now() END,
-        expires_at = CASE WHEN j.status <> 'active' AND j.ttl > 0 THEN jobwire_now() + j.ttl END
-    WHERE {_match()}
-        AND (j.status = 'active' OR (j.status IN ('queued', 'scheduled') AND j.ttl >= 0))
-    RETURNING pg_notify($9, j.id), CASE WHEN j.status = 'aborting' THEN pg_notify($10, j.id) END
+    UPDATE jobwire_jobs AS j SET {abort_changes("j", "$11")}
+    WHERE {_match()} AND {abortable("j")}
+    RETURNING pg_notify($9, j.id), {announce_abort("$10")}
 ),
 dropped AS (
     DELETE FROM jobwire_jobs AS j

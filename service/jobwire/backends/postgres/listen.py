@@ -187,14 +187,8 @@ class QueueEvents(Waiters):
         """Listen for wake-ups."""
         if self._wake is None:
             self._wake = await self._listener.subscribe(
-                self.wake_channel, self._on_wake, self.work.set
+                self.wake_channel, self.wake_message, self.work.set
             )
-
-    def _on_wake(self, aborted: str) -> None:
-        if aborted:
-            self.job_aborted(aborted)
-        else:
-            self.work_arrived()
 
     async def stop(self) -> None:
         """Stop listening on both channels."""

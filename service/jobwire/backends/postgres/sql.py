@@ -54,6 +54,33 @@ _FINISHED = _in(FINISHED)
 _VISIBLE = "(expires_at IS NULL OR expires_at > jobwire_now())"  # finished jobs within ttl
 
 
+def abort_changes(row: str, error: str) -> str:
+    """The SET list of an abort, as abort.lua's ``abort_job``: a queued or scheduled job
+    ends aborted, an active one turns aborting. ``row`` names the job's columns as they
+    were before (``j`` is the row updated), ``error`` the error JSON."""
+    return (
+        f"status = CASE WHEN {row}.status = 'active' THEN 'aborting' ELSE 'aborted' END,"
+        f" error = {error}::json, touched = jobwire_now(),"
+        f" completed = CASE WHEN {row}.status = 'active' THEN j.completed ELSE jobwire_now() END,"
+        f" expires_at = CASE WHEN {row}.status <> 'active' AND {row}.ttl > 0"
+        f" THEN jobwire_now() + {row}.ttl END"
+    )
+
+
+def abortable(row: str) -> str:
+    """Whether ``abort_changes`` applies to the job (a queued or scheduled one whose ttl
+    is < 0 is deleted instead; a finished or aborting one is left as it is)."""
+    return (
+        f"({row}.status = 'active' OR ({row}.status IN ('queued', 'scheduled') AND {row}.ttl >= 0))"
+    )
+
+
+def announce_abort(wake: str) -> str:
+    """An expression, in the RETURNING of ``abort_changes``, that sends an aborting job's
+    id on ``wake``: every process's abort callbacks hear it (its worker cancels it)."""
+    return f"CASE WHEN j.status = 'aborting' THEN pg_notify({wake}, j.id) END"
+
+
 def wake_if_slot_wanted(wake: str, when: str) -> str:
     """An expression that NOTIFYs ``wake`` when ``when`` holds (a job stops running: its
     concurrency slot is free), the queue (``$1``) has a concurrency limit and jobs are
@@ -387,17 +414,10 @@ WITH target AS MATERIALIZED (
     FOR UPDATE
 ),
 changed AS (
-    UPDATE jobwire_jobs AS j SET
-        status = CASE WHEN t.status = 'active' THEN 'aborting' ELSE 'aborted' END,
-        error = $3::json,
-        touched = jobwire_now(),
-        completed = CASE WHEN t.status = 'active' THEN j.completed ELSE jobwire_now() END,
-        expires_at = CASE WHEN t.status <> 'active' AND t.ttl > 0 THEN jobwire_now() + t.ttl END
+    UPDATE jobwire_jobs AS j SET {abort_changes("t", "$3")}
     FROM target AS t
-    WHERE j.queue = $1 AND j.id = $2 AND t.id = $2
-        AND (t.status = 'active' OR (t.status IN ('queued', 'scheduled') AND t.ttl >= 0))
-    RETURNING {_columns("j")}, pg_notify($4, j.id),
-        CASE WHEN j.status = 'aborting' THEN pg_notify($5, j.id) END
+    WHERE j.queue = $1 AND j.id = $2 AND t.id = $2 AND {abortable("t")}
+    RETURNING {_columns("j")}, pg_notify($4, j.id), {announce_abort("$5")}
 ),
 dropped AS (
     DELETE FROM jobwire_jobs AS j USING target AS t

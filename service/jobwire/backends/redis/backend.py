@@ -519,11 +519,8 @@ class _Notifier(Waiters):
         await self._wake.stop()
         await self._events.stop()
 
-    def _on_wake(self, aborted: bytes) -> None:
-        if aborted:
-            self.job_aborted(aborted.decode())
-        else:
-            self.work_arrived()
+    def _on_wake(self, payload: bytes) -> None:
+        self.wake_message(payload.decode())
 
     def _on_event(self, job_id: bytes) -> None:
         self.job_changed(job_id.decode())

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 import aiosqlite
 
 from jobwire.backends.sqlite.wal_watch import WalWatch
+from jobwire.backends.waiters import tell_aborted
 
 logger = logging.getLogger("jobwire.sqlite")
 
@@ -187,7 +188,7 @@ class Hub:
         if tx.aborted and tx.queue in self._abort_callbacks:
             self._told.setdefault(tx.queue, set()).update(tx.aborted)
             for job_id in tx.aborted:
-                self._tell_abort(tx.queue, job_id)
+                tell_aborted(self._abort_callbacks[tx.queue], job_id)
 
     def baseline(self, rows: Iterable[Row]) -> None:
         """Record the counters as of opening: later changes wake waiters."""
@@ -315,14 +316,7 @@ class Hub:
         aborting = set(await self._aborting(queue))
         told, self._told[queue] = self._told.get(queue, set()), aborting
         for job_id in aborting - told:
-            self._tell_abort(queue, job_id)
-
-    def _tell_abort(self, queue: str, job_id: str) -> None:
-        for callback in list(self._abort_callbacks.get(queue, ())):
-            try:
-                callback(job_id)
-            except Exception:
-                logger.exception("abort callback failed for job %s", job_id)
+            tell_aborted(self._abort_callbacks.get(queue, ()), job_id)
 
     def _wake_work(self, queue: str) -> None:
         for event in self._work.get(queue, ()):
