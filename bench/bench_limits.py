@@ -27,6 +27,7 @@ import statistics
 import sys
 
 from bench_stores import add_store_options, fill, fresh_store, report_on_stores, timed_drain
+from harness import log
 
 from jobwire import FunctionLimits, Queue, QueueSettings, Rate
 
@@ -67,7 +68,7 @@ async def run(args: argparse.Namespace, urls: dict[str, str]) -> list[str]:
             for label in order:
                 rate, cpu_us = await drain(store, urls, SETTINGS[label], args.jobs)
                 samples[store][label].append((rate, cpu_us))
-                _log(
+                log(
                     f"run {run_number + 1}: {store} {label} {rate:,.0f} jobs/s, {cpu_us:.0f} us/job"
                 )
     return _report(args, samples)
@@ -98,10 +99,6 @@ def _report(args: argparse.Namespace, samples: Samples) -> list[str]:
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -31,6 +31,7 @@ from harness import (
     WorkerProcess,
     describe_environment,
     jobwire_service,
+    log,
     running_worker,
     throwaway_redis,
 )
@@ -223,7 +224,7 @@ async def run_all(ctx: Context, systems: list[System], runs: int) -> Samples:
         for name, measurement in measurements():
             for system in order:
                 result = await measurement(ctx, system)
-                _log(f"run {run + 1}/{runs} {system.label:8} {name:8} " + _format_raw(result))
+                log(f"run {run + 1}/{runs} {system.label:8} {name:8} " + _format_raw(result))
                 for key, value in result.items():
                     samples.setdefault((key, system.key), []).append(value)
     return samples
@@ -234,7 +235,7 @@ async def profile_jobwire(ctx: Context) -> None:
     for concurrency in DRAIN_CONCURRENCIES:
         stem = str(PROFILE_DIR / f"jobwire-drain-c{concurrency}")
         result = await measure_drain(ctx, SYSTEMS["jobwire"], concurrency, profile_to=stem)
-        _log(
+        log(
             f"profiled Jobwire drain c{concurrency}: {result['drain']:,.0f} jobs/s "
             f"(under pyinstrument) -> {stem}.html / .txt"
         )
@@ -283,10 +284,6 @@ def _cell(value: float | None, metric: Metric) -> str:
 
 def _format_raw(result: dict[str, float]) -> str:
     return "  ".join(f"{key}={value:,.1f}" for key, value in result.items())
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- entry point -------------------------------------------------------------------
@@ -349,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(asyncio.run(bench(url, args)))
         except BenchError as exc:
-            _log(f"benchmark failed: {exc}")
+            log(f"benchmark failed: {exc}")
             return 1
     return 0
 

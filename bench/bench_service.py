@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
-from harness import throwaway_redis
+from harness import log, throwaway_redis
 from latency import enqueue_to_start, grpc_round_trip, rest_round_trip
 from load_rest import ENQUEUE_PATH, post_script, run_wrk, warm_up
 from pyspy import FORMATS, recording
@@ -112,7 +112,7 @@ def measure_rest(ctx: Context, target: Target, connections: int) -> RunValues:
     cpu = cpu_seconds(server.pid) - cpu
     target.loaded_cpu_s += cpu
     cpu_us = cpu * 1e6 / (warm.requests + result.requests)
-    _log(f"  REST {server.label} c{connections}: {result.requests_per_s:,.0f} req/s, "
+    log(f"  REST {server.label} c{connections}: {result.requests_per_s:,.0f} req/s, "
          f"server {cpu_us:,.0f} µs CPU/req")  # fmt: skip
     return {
         f"rest.{target.name}.{connections}": result.requests_per_s,
@@ -142,7 +142,7 @@ def measure_grpc(ctx: Context, target: Target, in_flight: int) -> RunValues:
     cpu = cpu_seconds(server.pid) - cpu
     target.loaded_cpu_s += cpu
     cpu_us = cpu * 1e6 / result["total_calls"]
-    _log(f"  gRPC {server.label} x{in_flight}: {result['calls_per_s']:,.0f} calls/s, "
+    log(f"  gRPC {server.label} x{in_flight}: {result['calls_per_s']:,.0f} calls/s, "
          f"client CPU {result['cpu_share']:.2f} cores, "
          f"server {cpu_us:,.0f} µs CPU/call")  # fmt: skip
     return {
@@ -153,7 +153,7 @@ def measure_grpc(ctx: Context, target: Target, in_flight: int) -> RunValues:
 
 
 def _prefixed(prefix: str, latencies: dict[str, float]) -> RunValues:
-    _log(f"  {prefix}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in latencies.items()))
+    log(f"  {prefix}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in latencies.items()))
     return {f"{prefix}.{key}": value for key, value in latencies.items()}
 
 
@@ -252,7 +252,7 @@ def _log_idle(servers: Servers, before: list[float]) -> None:
     idle = [cpu_seconds(t.server.pid) - cpu - t.loaded_cpu_s
             for t, cpu in zip(servers.all(), before, strict=True)]  # fmt: skip
     pairs = zip(servers.all(), idle, strict=True)
-    _log("  CPU outside their own loads: "
+    log("  CPU outside their own loads: "
          + ", ".join(f"{t.server.label} {cpu:.2f} s" for t, cpu in pairs))  # fmt: skip
 
 
@@ -260,10 +260,10 @@ def run_all(ctx: Context, runs: int) -> list[RunValues]:
     """``runs`` runs."""
     results = []
     for run in range(runs):
-        _log(f"run {run + 1}/{runs}")
+        log(f"run {run + 1}/{runs}")
         started_s = time.perf_counter()
         results.append(run_once(ctx, run))
-        _log(f"  ({time.perf_counter() - started_s:.0f} s)")
+        log(f"  ({time.perf_counter() - started_s:.0f} s)")
     return results
 
 
@@ -282,13 +282,13 @@ def profile(ctx: Context, seconds: int) -> None:
             output = PROFILE_DIR / f"service-rest-c{PROFILE_CONCURRENCY}.{suffix}"
             with recording(server.pid, output, fmt, seconds):
                 result = run_wrk(url, PROFILE_CONCURRENCY, seconds + 1, ctx.script)
-            _log(f"profiled REST c{PROFILE_CONCURRENCY}: {result.requests_per_s:,.0f} req/s "
+            log(f"profiled REST c{PROFILE_CONCURRENCY}: {result.requests_per_s:,.0f} req/s "
                  f"(under py-spy) -> {output}")  # fmt: skip
         for fmt, suffix in FORMATS.items():
             output = PROFILE_DIR / f"service-grpc-x{PROFILE_CONCURRENCY}.{suffix}"
             with recording(server.pid, output, fmt, seconds):
                 calls = load_grpc(server.grpc_target, PROFILE_CONCURRENCY, seconds + 1)
-            _log(f"profiled gRPC x{PROFILE_CONCURRENCY}: {calls['calls_per_s']:,.0f} calls/s "
+            log(f"profiled gRPC x{PROFILE_CONCURRENCY}: {calls['calls_per_s']:,.0f} calls/s "
                  f"(under py-spy) -> {output}")  # fmt: skip
 
 
@@ -325,14 +325,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 profile(ctx, args.profile_seconds)
         except BenchError as exc:
-            _log(f"benchmark failed: {exc}")
+            log(f"benchmark failed: {exc}")
             return 1
         print(report(runs, environment))
     return 0
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from typing import Any
 import asyncpg
 import redis
 import redis.asyncio as aioredis
-from harness import describe_environment, throwaway_redis
+from harness import describe_environment, log, throwaway_redis
 from systems import SYSTEMS
 
 from jobwire import Job, Queue, Worker
@@ -200,12 +200,12 @@ async def run(args: argparse.Namespace, urls: dict[str, str]) -> list[str]:
         if args.measure in ("both", "drain"):
             for system, rate in (await measure_postgres_drain(urls, args.jobs)).items():
                 drains[system].append(rate)
-                _log(f"run {run_number}: postgres drain {system} {rate:,.0f} jobs/s")
+                log(f"run {run_number}: postgres drain {system} {rate:,.0f} jobs/s")
         if args.measure in ("both", "backlog"):
             for store in args.stores:
                 for label, rate in (await measure_backlog(urls, store, args.backlog)).items():
                     backlogs[store][label].append(rate)
-                    _log(f"run {run_number}: backlog {store} {label} {rate:,.0f} jobs/s")
+                    log(f"run {run_number}: backlog {store} {label} {rate:,.0f} jobs/s")
     return _report(args, drains, backlogs)
 
 
@@ -241,10 +241,6 @@ def _report(
             lines.append(f"| {store} | {small:,.0f} | {big:,.0f} | {paired:.2f} |")
     lines += ["", f"Medians over {args.runs} runs."]
     return lines
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,6 +27,11 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 
 
+def log(message: str) -> None:
+    """A progress line on stderr (stdout carries the report)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def worker_main(
     system_key: str,
     url: str,
